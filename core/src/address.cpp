@@ -1,0 +1,272 @@
+// Address and prefix parsing and formatting.
+#include "core/address.hpp"
+
+#include <ostream>
+#include <fmt/format.h>
+
+namespace core {
+namespace {
+
+constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Splits "addr/len" and parses len as a decimal 0..max without sign or leading zeros.
+Result<std::pair<std::string_view, unsigned>> split_prefix(std::string_view text,
+                                                           unsigned max) noexcept {
+  if (text.empty()) return Errc::empty;
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos) return Errc::bad_prefix_length;
+  const auto len_text = text.substr(slash + 1);
+  if (len_text.empty() || len_text.size() > 3) return Errc::bad_prefix_length;
+  if (len_text.size() > 1 && len_text[0] == '0') return Errc::bad_prefix_length;
+  unsigned len = 0;
+  for (char c : len_text) {
+    if (!is_digit(c)) return Errc::bad_prefix_length;
+    len = len * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (len > max) return Errc::bad_prefix_length;
+  return std::pair{text.substr(0, slash), len};
+}
+
+}  // namespace
+
+Result<Ipv4Address> Ipv4Address::parse(std::string_view text) noexcept {
+  if (text.empty()) return Errc::empty;
+  std::uint32_t value = 0;
+  int fields = 0;
+  std::size_t i = 0;
+  while (true) {
+    if (i >= text.size() || !is_digit(text[i])) {
+      return i < text.size() && text[i] != '.' ? Errc::bad_character : Errc::bad_field_count;
+    }
+    const std::size_t start = i;
+    unsigned octet = 0;
+    while (i < text.size() && is_digit(text[i])) {
+      octet = octet * 10 + static_cast<unsigned>(text[i] - '0');
+      if (octet > 255) return Errc::field_out_of_range;
+      ++i;
+    }
+    if (i - start > 1 && text[start] == '0') return Errc::leading_zero;
+    value = (value << 8) | octet;
+    if (++fields == 4) break;
+    if (i >= text.size()) return Errc::bad_field_count;
+    if (text[i] != '.') return Errc::bad_character;
+    ++i;
+  }
+  if (i != text.size()) return text[i] == '.' ? Errc::bad_field_count : Errc::bad_character;
+  return Ipv4Address{value};
+}
+
+std::string Ipv4Address::to_string() const {
+  const auto b = bytes();
+  return fmt::format("{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
+}
+
+Result<Ipv6Address> Ipv6Address::parse(std::string_view text) noexcept {
+  if (text.empty()) return Errc::empty;
+  if (text.size() > 45) return Errc::bad_field_count;  // longest form: 6 groups + dotted quad
+  std::array<std::uint16_t, 8> groups{};
+  int count = 0;        // groups filled
+  int gap_at = -1;      // index in groups where "::" stands
+  std::size_t i = 0;
+
+  if (text.starts_with("::")) {
+    gap_at = 0;
+    i = 2;
+    if (i == text.size()) return Ipv6Address{};
+  } else if (text[0] == ':') {
+    return Errc::bad_compression;
+  }
+
+  while (i < text.size()) {
+    // One group, or a trailing dotted quad.
+    const std::size_t start = i;
+    unsigned value = 0;
+    while (i < text.size() && hex_value(text[i]) >= 0) {
+      if (i - start == 4) return Errc::field_out_of_range;
+      value = value * 16 + static_cast<unsigned>(hex_value(text[i]));
+      ++i;
+    }
+    if (i < text.size() && text[i] == '.') {
+      auto v4 = Ipv4Address::parse(text.substr(start));
+      if (!v4) return v4.error();
+      if (count > 6) return Errc::bad_field_count;
+      groups[static_cast<std::size_t>(count++)] = static_cast<std::uint16_t>(v4->to_uint() >> 16);
+      groups[static_cast<std::size_t>(count++)] = static_cast<std::uint16_t>(v4->to_uint());
+      i = text.size();
+      break;
+    }
+    if (i == start) return text[i] == ':' ? Errc::bad_compression : Errc::bad_character;
+    if (count == 8) return Errc::bad_field_count;
+    groups[static_cast<std::size_t>(count++)] = static_cast<std::uint16_t>(value);
+    if (i == text.size()) break;
+    if (text[i] != ':') return Errc::bad_character;
+    ++i;
+    if (i < text.size() && text[i] == ':') {
+      if (gap_at >= 0) return Errc::bad_compression;
+      gap_at = count;
+      ++i;
+    } else if (i == text.size()) {
+      return Errc::bad_compression;  // trailing single ':'
+    }
+  }
+
+  Octets out{};
+  if (gap_at < 0) {
+    if (count != 8) return Errc::bad_field_count;
+  } else {
+    // "::" stands for at least one zero group (RFC 4291: one or more).
+    if (count > 7) return Errc::bad_compression;
+    const int shift = 8 - count;
+    for (int g = count - 1; g >= gap_at; --g) {
+      groups[static_cast<std::size_t>(g + shift)] = groups[static_cast<std::size_t>(g)];
+      groups[static_cast<std::size_t>(g)] = 0;
+    }
+  }
+  for (std::size_t g = 0; g < 8; ++g) {
+    out[2 * g] = static_cast<std::uint8_t>(groups[g] >> 8);
+    out[2 * g + 1] = static_cast<std::uint8_t>(groups[g]);
+  }
+  return Ipv6Address{out};
+}
+
+std::string Ipv6Address::to_string() const {
+  std::array<unsigned, 8> g{};
+  for (std::size_t i = 0; i < 8; ++i) g[i] = (unsigned{bytes_[2 * i]} << 8) | bytes_[2 * i + 1];
+
+  // RFC 5952 section 5: IPv4-mapped addresses keep the dotted quad.
+  if (is_v4_mapped()) {
+    return "::ffff:" + Ipv4Address{{bytes_[12], bytes_[13], bytes_[14], bytes_[15]}}.to_string();
+  }
+  // Section 4.2: compress the longest run of two or more zero groups, the first on a tie.
+  int best_at = -1, best_len = 0;
+  for (int i = 0; i < 8;) {
+    if (g[static_cast<std::size_t>(i)] != 0) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j < 8 && g[static_cast<std::size_t>(j)] == 0) ++j;
+    if (j - i > best_len && j - i >= 2) {
+      best_at = i;
+      best_len = j - i;
+    }
+    i = j;
+  }
+  std::string out;
+  out.reserve(39);
+  for (int i = 0; i < 8; ++i) {
+    if (i == best_at) {
+      out += "::";
+      i += best_len - 1;
+      continue;
+    }
+    if (!out.empty() && out.back() != ':') out += ':';
+    fmt::format_to(std::back_inserter(out), "{:x}", g[static_cast<std::size_t>(i)]);
+  }
+  return out;
+}
+
+Result<Ipv4Prefix> Ipv4Prefix::make(Ipv4Address network, unsigned length) noexcept {
+  if (length > 32) return Errc::bad_prefix_length;
+  Ipv4Prefix p{network, length};
+  if ((network.to_uint() & ~p.mask()) != 0) return Errc::host_bits_set;
+  return p;
+}
+
+Result<Ipv4Prefix> Ipv4Prefix::parse(std::string_view text) noexcept {
+  auto parts = split_prefix(text, 32);
+  if (!parts) return parts.error();
+  auto addr = Ipv4Address::parse(parts->first);
+  if (!addr) return addr.error();
+  return make(*addr, parts->second);
+}
+
+std::string Ipv4Prefix::to_string() const {
+  return fmt::format("{}/{}", network_.to_string(), length_);
+}
+
+Ipv4Prefix::Iterator Ipv4Prefix::begin() const noexcept { return Iterator{network_.to_uint()}; }
+Ipv4Prefix::Iterator Ipv4Prefix::end() const noexcept {
+  return Iterator{std::uint64_t{network_.to_uint()} + size()};
+}
+
+Result<Ipv6Prefix> Ipv6Prefix::make(Ipv6Address network, unsigned length) noexcept {
+  if (length > 128) return Errc::bad_prefix_length;
+  Ipv6Prefix p{network, length};
+  // A network address has no bits set past the length.
+  const auto& b = network.bytes();
+  for (unsigned bit = length; bit < 128; ++bit) {
+    if (b[bit / 8] & (0x80u >> (bit % 8))) return Errc::host_bits_set;
+  }
+  return p;
+}
+
+Result<Ipv6Prefix> Ipv6Prefix::parse(std::string_view text) noexcept {
+  auto parts = split_prefix(text, 128);
+  if (!parts) return parts.error();
+  auto addr = Ipv6Address::parse(parts->first);
+  if (!addr) return addr.error();
+  return make(*addr, parts->second);
+}
+
+bool Ipv6Prefix::contains(const Ipv6Address& a) const noexcept {
+  const auto& n = network_.bytes();
+  const auto& x = a.bytes();
+  const unsigned full = length_ / 8;
+  for (unsigned i = 0; i < full; ++i)
+    if (n[i] != x[i]) return false;
+  if (const unsigned rem = length_ % 8; rem != 0) {
+    const auto m = static_cast<std::uint8_t>(0xff << (8 - rem));
+    if ((n[full] & m) != (x[full] & m)) return false;
+  }
+  return true;
+}
+
+std::string Ipv6Prefix::to_string() const {
+  return fmt::format("{}/{}", network_.to_string(), length_);
+}
+
+Ipv6Prefix::Iterator Ipv6Prefix::begin() const noexcept { return {network_, length_, false}; }
+Ipv6Prefix::Iterator Ipv6Prefix::end() const noexcept { return {network_, length_, true}; }
+
+Ipv6Prefix::Iterator& Ipv6Prefix::Iterator::operator++() noexcept {
+  // Add one to the host bits; a carry into the network bits means we are past the end, where
+  // the host bits have wrapped back to zero and the address equals the network again.
+  auto b = current_.bytes();
+  for (int bit = 127; bit >= static_cast<int>(length_); --bit) {
+    const auto idx = static_cast<std::size_t>(bit / 8);
+    const auto m = static_cast<std::uint8_t>(0x80u >> (bit % 8));
+    b[idx] = static_cast<std::uint8_t>(b[idx] ^ m);
+    if (b[idx] & m) {  // 0 -> 1: no carry
+      current_ = Ipv6Address{b};
+      return *this;
+    }
+  }
+  current_ = Ipv6Address{b};
+  end_ = true;
+  return *this;
+}
+
+std::ostream& operator<<(std::ostream& os, const Ipv4Address& a) { return os << a.to_string(); }
+std::ostream& operator<<(std::ostream& os, const Ipv6Address& a) { return os << a.to_string(); }
+std::ostream& operator<<(std::ostream& os, const Ipv4Prefix& p) { return os << p.to_string(); }
+std::ostream& operator<<(std::ostream& os, const Ipv6Prefix& p) { return os << p.to_string(); }
+
+}  // namespace core
+
+std::size_t std::hash<core::Ipv6Address>::operator()(const core::Ipv6Address& a) const noexcept {
+  // FNV-1a over the 16 bytes: good spread, no allocation.
+  std::uint64_t h = 1469598103934665603ull;
+  for (auto b : a.bytes()) {
+    h ^= b;
+    h *= 1099511628211ull;
+  }
+  return static_cast<std::size_t>(h);
+}
