@@ -1,13 +1,15 @@
 // Address and prefix parsing and formatting.
 #include "core/address.hpp"
 
-#include <ostream>
 #include <fmt/format.h>
+#include <ostream>
 
 namespace core {
 namespace {
 
-constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+constexpr bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
 
 int hex_value(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
@@ -19,47 +21,47 @@ int hex_value(char c) noexcept {
 // Splits "addr/len" and parses len as a decimal 0..max without sign or leading zeros.
 Result<std::pair<std::string_view, unsigned>> split_prefix(std::string_view text,
                                                            unsigned max) noexcept {
-  if (text.empty()) return Errc::empty;
+  if (text.empty()) return Errc::Empty;
   const auto slash = text.find('/');
-  if (slash == std::string_view::npos) return Errc::bad_prefix_length;
+  if (slash == std::string_view::npos) return Errc::BadPrefixLength;
   const auto len_text = text.substr(slash + 1);
-  if (len_text.empty() || len_text.size() > 3) return Errc::bad_prefix_length;
-  if (len_text.size() > 1 && len_text[0] == '0') return Errc::bad_prefix_length;
+  if (len_text.empty() || len_text.size() > 3) return Errc::BadPrefixLength;
+  if (len_text.size() > 1 && len_text[0] == '0') return Errc::BadPrefixLength;
   unsigned len = 0;
   for (char c : len_text) {
-    if (!is_digit(c)) return Errc::bad_prefix_length;
+    if (!is_digit(c)) return Errc::BadPrefixLength;
     len = len * 10 + static_cast<unsigned>(c - '0');
   }
-  if (len > max) return Errc::bad_prefix_length;
+  if (len > max) return Errc::BadPrefixLength;
   return std::pair{text.substr(0, slash), len};
 }
 
 }  // namespace
 
 Result<Ipv4Address> Ipv4Address::parse(std::string_view text) noexcept {
-  if (text.empty()) return Errc::empty;
+  if (text.empty()) return Errc::Empty;
   std::uint32_t value = 0;
   int fields = 0;
   std::size_t i = 0;
   while (true) {
     if (i >= text.size() || !is_digit(text[i])) {
-      return i < text.size() && text[i] != '.' ? Errc::bad_character : Errc::bad_field_count;
+      return i < text.size() && text[i] != '.' ? Errc::BadCharacter : Errc::BadFieldCount;
     }
     const std::size_t start = i;
     unsigned octet = 0;
     while (i < text.size() && is_digit(text[i])) {
       octet = octet * 10 + static_cast<unsigned>(text[i] - '0');
-      if (octet > 255) return Errc::field_out_of_range;
+      if (octet > 255) return Errc::FieldOutOfRange;
       ++i;
     }
-    if (i - start > 1 && text[start] == '0') return Errc::leading_zero;
+    if (i - start > 1 && text[start] == '0') return Errc::LeadingZero;
     value = (value << 8) | octet;
     if (++fields == 4) break;
-    if (i >= text.size()) return Errc::bad_field_count;
-    if (text[i] != '.') return Errc::bad_character;
+    if (i >= text.size()) return Errc::BadFieldCount;
+    if (text[i] != '.') return Errc::BadCharacter;
     ++i;
   }
-  if (i != text.size()) return text[i] == '.' ? Errc::bad_field_count : Errc::bad_character;
+  if (i != text.size()) return text[i] == '.' ? Errc::BadFieldCount : Errc::BadCharacter;
   return Ipv4Address{value};
 }
 
@@ -69,11 +71,11 @@ std::string Ipv4Address::to_string() const {
 }
 
 Result<Ipv6Address> Ipv6Address::parse(std::string_view text) noexcept {
-  if (text.empty()) return Errc::empty;
-  if (text.size() > 45) return Errc::bad_field_count;  // longest form: 6 groups + dotted quad
+  if (text.empty()) return Errc::Empty;
+  if (text.size() > 45) return Errc::BadFieldCount;  // longest form: 6 groups + dotted quad
   std::array<std::uint16_t, 8> groups{};
-  int count = 0;        // groups filled
-  int gap_at = -1;      // index in groups where "::" stands
+  int count = 0;    // groups filled
+  int gap_at = -1;  // index in groups where "::" stands
   std::size_t i = 0;
 
   if (text.starts_with("::")) {
@@ -81,7 +83,7 @@ Result<Ipv6Address> Ipv6Address::parse(std::string_view text) noexcept {
     i = 2;
     if (i == text.size()) return Ipv6Address{};
   } else if (text[0] == ':') {
-    return Errc::bad_compression;
+    return Errc::BadCompression;
   }
 
   while (i < text.size()) {
@@ -89,40 +91,40 @@ Result<Ipv6Address> Ipv6Address::parse(std::string_view text) noexcept {
     const std::size_t start = i;
     unsigned value = 0;
     while (i < text.size() && hex_value(text[i]) >= 0) {
-      if (i - start == 4) return Errc::field_out_of_range;
+      if (i - start == 4) return Errc::FieldOutOfRange;
       value = value * 16 + static_cast<unsigned>(hex_value(text[i]));
       ++i;
     }
     if (i < text.size() && text[i] == '.') {
       auto v4 = Ipv4Address::parse(text.substr(start));
       if (!v4) return v4.error();
-      if (count > 6) return Errc::bad_field_count;
+      if (count > 6) return Errc::BadFieldCount;
       groups[static_cast<std::size_t>(count++)] = static_cast<std::uint16_t>(v4->to_uint() >> 16);
       groups[static_cast<std::size_t>(count++)] = static_cast<std::uint16_t>(v4->to_uint());
       i = text.size();
       break;
     }
-    if (i == start) return text[i] == ':' ? Errc::bad_compression : Errc::bad_character;
-    if (count == 8) return Errc::bad_field_count;
+    if (i == start) return text[i] == ':' ? Errc::BadCompression : Errc::BadCharacter;
+    if (count == 8) return Errc::BadFieldCount;
     groups[static_cast<std::size_t>(count++)] = static_cast<std::uint16_t>(value);
     if (i == text.size()) break;
-    if (text[i] != ':') return Errc::bad_character;
+    if (text[i] != ':') return Errc::BadCharacter;
     ++i;
     if (i < text.size() && text[i] == ':') {
-      if (gap_at >= 0) return Errc::bad_compression;
+      if (gap_at >= 0) return Errc::BadCompression;
       gap_at = count;
       ++i;
     } else if (i == text.size()) {
-      return Errc::bad_compression;  // trailing single ':'
+      return Errc::BadCompression;  // trailing single ':'
     }
   }
 
   Octets out{};
   if (gap_at < 0) {
-    if (count != 8) return Errc::bad_field_count;
+    if (count != 8) return Errc::BadFieldCount;
   } else {
     // "::" stands for at least one zero group (RFC 4291: one or more).
-    if (count > 7) return Errc::bad_compression;
+    if (count > 7) return Errc::BadCompression;
     const int shift = 8 - count;
     for (int g = count - 1; g >= gap_at; --g) {
       groups[static_cast<std::size_t>(g + shift)] = groups[static_cast<std::size_t>(g)];
@@ -174,9 +176,9 @@ std::string Ipv6Address::to_string() const {
 }
 
 Result<Ipv4Prefix> Ipv4Prefix::make(Ipv4Address network, unsigned length) noexcept {
-  if (length > 32) return Errc::bad_prefix_length;
+  if (length > 32) return Errc::BadPrefixLength;
   Ipv4Prefix p{network, length};
-  if ((network.to_uint() & ~p.mask()) != 0) return Errc::host_bits_set;
+  if ((network.to_uint() & ~p.mask()) != 0) return Errc::HostBitsSet;
   return p;
 }
 
@@ -192,18 +194,20 @@ std::string Ipv4Prefix::to_string() const {
   return fmt::format("{}/{}", network_.to_string(), length_);
 }
 
-Ipv4Prefix::Iterator Ipv4Prefix::begin() const noexcept { return Iterator{network_.to_uint()}; }
+Ipv4Prefix::Iterator Ipv4Prefix::begin() const noexcept {
+  return Iterator{network_.to_uint()};
+}
 Ipv4Prefix::Iterator Ipv4Prefix::end() const noexcept {
   return Iterator{std::uint64_t{network_.to_uint()} + size()};
 }
 
 Result<Ipv6Prefix> Ipv6Prefix::make(Ipv6Address network, unsigned length) noexcept {
-  if (length > 128) return Errc::bad_prefix_length;
+  if (length > 128) return Errc::BadPrefixLength;
   Ipv6Prefix p{network, length};
   // A network address has no bits set past the length.
   const auto& b = network.bytes();
   for (unsigned bit = length; bit < 128; ++bit) {
-    if (b[bit / 8] & (0x80u >> (bit % 8))) return Errc::host_bits_set;
+    if (b[bit / 8] & (0x80u >> (bit % 8))) return Errc::HostBitsSet;
   }
   return p;
 }
@@ -233,8 +237,12 @@ std::string Ipv6Prefix::to_string() const {
   return fmt::format("{}/{}", network_.to_string(), length_);
 }
 
-Ipv6Prefix::Iterator Ipv6Prefix::begin() const noexcept { return {network_, length_, false}; }
-Ipv6Prefix::Iterator Ipv6Prefix::end() const noexcept { return {network_, length_, true}; }
+Ipv6Prefix::Iterator Ipv6Prefix::begin() const noexcept {
+  return {network_, length_, false};
+}
+Ipv6Prefix::Iterator Ipv6Prefix::end() const noexcept {
+  return {network_, length_, true};
+}
 
 Ipv6Prefix::Iterator& Ipv6Prefix::Iterator::operator++() noexcept {
   // Add one to the host bits; a carry into the network bits means we are past the end, where
@@ -254,10 +262,18 @@ Ipv6Prefix::Iterator& Ipv6Prefix::Iterator::operator++() noexcept {
   return *this;
 }
 
-std::ostream& operator<<(std::ostream& os, const Ipv4Address& a) { return os << a.to_string(); }
-std::ostream& operator<<(std::ostream& os, const Ipv6Address& a) { return os << a.to_string(); }
-std::ostream& operator<<(std::ostream& os, const Ipv4Prefix& p) { return os << p.to_string(); }
-std::ostream& operator<<(std::ostream& os, const Ipv6Prefix& p) { return os << p.to_string(); }
+std::ostream& operator<<(std::ostream& os, const Ipv4Address& a) {
+  return os << a.to_string();
+}
+std::ostream& operator<<(std::ostream& os, const Ipv6Address& a) {
+  return os << a.to_string();
+}
+std::ostream& operator<<(std::ostream& os, const Ipv4Prefix& p) {
+  return os << p.to_string();
+}
+std::ostream& operator<<(std::ostream& os, const Ipv6Prefix& p) {
+  return os << p.to_string();
+}
 
 }  // namespace core
 

@@ -154,6 +154,8 @@ class ByteWriter {
 };
 
 // Views a string's characters as bytes (for protocol text and tests).
-inline Bytes as_bytes(std::string_view s) noexcept { return std::as_bytes(std::span{s}); }
+inline Bytes as_bytes(std::string_view s) noexcept {
+  return std::as_bytes(std::span{s});
+}
 
 }  // namespace core

@@ -9,23 +9,23 @@ namespace core {
 // Why a packet, a field or a textual value was rejected. Values are stable: they appear in
 // counters and logs.
 enum class Errc {
-  truncated = 1,      // fewer bytes than the header or field needs
-  bad_version,        // IP version nibble (or similar) is not the expected one
-  bad_length,         // a length field disagrees with the bytes actually present
-  bad_checksum,       // checksum verification failed
-  bad_header,         // a header field has a value the format forbids (e.g. IHL < 5)
-  too_many_headers,   // IPv6 extension-header chain longer than we walk
-  unsupported,        // well-formed but not handled (e.g. fragment that is not the first)
-  no_space,           // the output buffer is too small
+  Truncated = 1,   // fewer bytes than the header or field needs
+  BadVersion,      // IP version nibble (or similar) is not the expected one
+  BadLength,       // a length field disagrees with the bytes actually present
+  BadChecksum,     // checksum verification failed
+  BadHeader,       // a header field has a value the format forbids (e.g. IHL < 5)
+  TooManyHeaders,  // IPv6 extension-header chain longer than we walk
+  Unsupported,     // well-formed but not handled (e.g. fragment that is not the first)
+  NoSpace,         // the output buffer is too small
   // Address and prefix text.
-  empty,              // empty string
-  bad_character,      // a character that cannot appear there
-  bad_field_count,    // wrong number of dotted quads / hex groups
-  field_out_of_range, // octet > 255, group > 0xffff
-  leading_zero,       // "01" in dotted-quad: ambiguous (octal in inet_aton), rejected
-  bad_compression,    // more than one "::", or "::" where no group is elided
-  bad_prefix_length,  // missing, non-numeric or too large prefix length
-  host_bits_set,      // prefix "192.0.2.1/24": address is not the network address
+  Empty,            // empty string
+  BadCharacter,     // a character that cannot appear there
+  BadFieldCount,    // wrong number of dotted quads / hex groups
+  FieldOutOfRange,  // octet > 255, group > 0xffff
+  LeadingZero,      // "01" in dotted-quad: ambiguous (octal in inet_aton), rejected
+  BadCompression,   // more than one "::", or "::" where no group is elided
+  BadPrefixLength,  // missing, non-numeric or too large prefix length
+  HostBitsSet,      // prefix "192.0.2.1/24": address is not the network address
 };
 
 const boost::system::error_category& core_category() noexcept;
@@ -41,5 +41,5 @@ using Result = boost::system::result<T>;
 
 namespace boost::system {
 template <>
-struct is_error_code_enum<core::Errc> : std::true_type {};
+struct is_error_code_enum<::core::Errc> : std::true_type {};
 }  // namespace boost::system

@@ -27,21 +27,21 @@ TEST_CASE("ipv4: garbage is rejected with the reason", "[core][address]") {
     Errc why;
   };
   const std::vector<Bad> table{
-      {"", Errc::empty},
-      {"1.2.3", Errc::bad_field_count},
-      {"1.2.3.4.5", Errc::bad_field_count},
-      {"1.2.3.", Errc::bad_field_count},
-      {".1.2.3", Errc::bad_field_count},
-      {"1..2.3", Errc::bad_field_count},
-      {"256.0.0.1", Errc::field_out_of_range},
-      {"1.2.3.999999999999", Errc::field_out_of_range},
-      {"01.2.3.4", Errc::leading_zero},
-      {"1.2.3.00", Errc::leading_zero},
-      {"1.2.3.4 ", Errc::bad_character},
-      {" 1.2.3.4", Errc::bad_character},
-      {"1.2.3.4/24", Errc::bad_character},
-      {"1.2.3.-4", Errc::bad_character},
-      {"0x1.2.3.4", Errc::bad_character},
+      {"", Errc::Empty},
+      {"1.2.3", Errc::BadFieldCount},
+      {"1.2.3.4.5", Errc::BadFieldCount},
+      {"1.2.3.", Errc::BadFieldCount},
+      {".1.2.3", Errc::BadFieldCount},
+      {"1..2.3", Errc::BadFieldCount},
+      {"256.0.0.1", Errc::FieldOutOfRange},
+      {"1.2.3.999999999999", Errc::FieldOutOfRange},
+      {"01.2.3.4", Errc::LeadingZero},
+      {"1.2.3.00", Errc::LeadingZero},
+      {"1.2.3.4 ", Errc::BadCharacter},
+      {" 1.2.3.4", Errc::BadCharacter},
+      {"1.2.3.4/24", Errc::BadCharacter},
+      {"1.2.3.-4", Errc::BadCharacter},
+      {"0x1.2.3.4", Errc::BadCharacter},
   };
   for (const auto& [text, why] : table) {
     INFO(text);
@@ -51,8 +51,8 @@ TEST_CASE("ipv4: garbage is rejected with the reason", "[core][address]") {
   }
   auto nul = Ipv4Address::parse(std::string_view{"1.2.3.4\0", 8});
   REQUIRE_FALSE(nul);
-  CHECK(nul.error() == Errc::bad_character);
-  CHECK(core::make_error_code(Errc::leading_zero).message() == "leading zero in a decimal field");
+  CHECK(nul.error() == Errc::BadCharacter);
+  CHECK(core::make_error_code(Errc::LeadingZero).message() == "leading zero in a decimal field");
 }
 
 TEST_CASE("ipv6: RFC 5952 canonical text", "[core][address]") {
@@ -65,11 +65,11 @@ TEST_CASE("ipv6: RFC 5952 canonical text", "[core][address]") {
       {"::1", "::1"},
       {"2001:DB8::1", "2001:db8::1"},
       {"2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"},
-      {"2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"},         // 4.2.3: first of equal runs
-      {"2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"},      // 4.2.2: one zero group stays
-      {"2001:0:0:1:0:0:0:1", "2001:0:0:1::1"},               // 4.2.3: longest run wins
+      {"2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"},     // 4.2.3: first of equal runs
+      {"2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"},  // 4.2.2: one zero group stays
+      {"2001:0:0:1:0:0:0:1", "2001:0:0:1::1"},           // 4.2.3: longest run wins
       {"2001:db8::", "2001:db8::"},
-      {"::ffff:192.0.2.1", "::ffff:192.0.2.1"},              // 5: mapped keeps dotted quad
+      {"::ffff:192.0.2.1", "::ffff:192.0.2.1"},  // 5: mapped keeps dotted quad
       {"::ffff:c000:0201", "::ffff:192.0.2.1"},
       {"2001:db8::192.0.2.33", "2001:db8::c000:221"},
       {"1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"},
@@ -92,26 +92,26 @@ TEST_CASE("ipv6: garbage is rejected with the reason", "[core][address]") {
     Errc why;
   };
   const std::vector<Bad> table{
-      {"", Errc::empty},
-      {":", Errc::bad_compression},
-      {":1", Errc::bad_compression},
-      {"1:", Errc::bad_compression},
-      {":::", Errc::bad_compression},
-      {"1::2::3", Errc::bad_compression},
-      {"1:::2", Errc::bad_compression},
-      {"1:2:3:4:5:6:7", Errc::bad_field_count},
-      {"1:2:3:4:5:6:7:8:9", Errc::bad_field_count},
-      {"1:2:3:4:5:6:7::8", Errc::bad_compression},
-      {"12345::", Errc::field_out_of_range},
-      {"g::1", Errc::bad_character},
-      {"fe80::1%eth0", Errc::bad_character},
-      {"2001:db8::/32", Errc::bad_character},
-      {"::1.2.3", Errc::bad_field_count},
-      {"::256.0.0.1", Errc::field_out_of_range},
-      {"1:2:3:4:5:6:7:1.2.3.4", Errc::bad_field_count},
-      {"1.2.3.4::", Errc::bad_character},
-      {" ::1", Errc::bad_character},
-      {"2001:db8:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:1", Errc::bad_field_count},
+      {"", Errc::Empty},
+      {":", Errc::BadCompression},
+      {":1", Errc::BadCompression},
+      {"1:", Errc::BadCompression},
+      {":::", Errc::BadCompression},
+      {"1::2::3", Errc::BadCompression},
+      {"1:::2", Errc::BadCompression},
+      {"1:2:3:4:5:6:7", Errc::BadFieldCount},
+      {"1:2:3:4:5:6:7:8:9", Errc::BadFieldCount},
+      {"1:2:3:4:5:6:7::8", Errc::BadCompression},
+      {"12345::", Errc::FieldOutOfRange},
+      {"g::1", Errc::BadCharacter},
+      {"fe80::1%eth0", Errc::BadCharacter},
+      {"2001:db8::/32", Errc::BadCharacter},
+      {"::1.2.3", Errc::BadFieldCount},
+      {"::256.0.0.1", Errc::FieldOutOfRange},
+      {"1:2:3:4:5:6:7:1.2.3.4", Errc::BadFieldCount},
+      {"1.2.3.4::", Errc::BadCharacter},
+      {" ::1", Errc::BadCharacter},
+      {"2001:db8:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:1", Errc::BadFieldCount},
   };
   for (const auto& [text, why] : table) {
     INFO(text);
@@ -155,27 +155,27 @@ TEST_CASE("ipv4 prefix: parse, contain, iterate", "[core][address]") {
   auto top = Ipv4Prefix::parse("255.255.255.255/32").value();
   CHECK(std::distance(top.begin(), top.end()) == 1);
 
-  CHECK(Ipv4Prefix::parse("192.0.2.1/24").error() == Errc::host_bits_set);
-  CHECK(Ipv4Prefix::parse("192.0.2.0/33").error() == Errc::bad_prefix_length);
-  CHECK(Ipv4Prefix::parse("192.0.2.0").error() == Errc::bad_prefix_length);
-  CHECK(Ipv4Prefix::parse("192.0.2.0/").error() == Errc::bad_prefix_length);
-  CHECK(Ipv4Prefix::parse("192.0.2.0/024").error() == Errc::bad_prefix_length);
-  CHECK(Ipv4Prefix::parse("192.0.2.0/+4").error() == Errc::bad_prefix_length);
-  CHECK(Ipv4Prefix::parse("192.0.2/24").error() == Errc::bad_field_count);
+  CHECK(Ipv4Prefix::parse("192.0.2.1/24").error() == Errc::HostBitsSet);
+  CHECK(Ipv4Prefix::parse("192.0.2.0/33").error() == Errc::BadPrefixLength);
+  CHECK(Ipv4Prefix::parse("192.0.2.0").error() == Errc::BadPrefixLength);
+  CHECK(Ipv4Prefix::parse("192.0.2.0/").error() == Errc::BadPrefixLength);
+  CHECK(Ipv4Prefix::parse("192.0.2.0/024").error() == Errc::BadPrefixLength);
+  CHECK(Ipv4Prefix::parse("192.0.2.0/+4").error() == Errc::BadPrefixLength);
+  CHECK(Ipv4Prefix::parse("192.0.2/24").error() == Errc::BadFieldCount);
 }
 
 TEST_CASE("ipv6 prefix: parse, contain, iterate", "[core][address]") {
   auto p = Ipv6Prefix::parse("2001:db8::/126").value();
   std::vector<std::string> seen;
   for (auto a : p) seen.push_back(a.to_string());
-  CHECK(seen == std::vector<std::string>{"2001:db8::", "2001:db8::1", "2001:db8::2",
-                                         "2001:db8::3"});
+  CHECK(seen ==
+        std::vector<std::string>{"2001:db8::", "2001:db8::1", "2001:db8::2", "2001:db8::3"});
   auto doc = Ipv6Prefix::parse("2001:db8::/32").value();
   CHECK(doc.contains(Ipv6Address::parse("2001:db8:ffff::1").value()));
   CHECK_FALSE(doc.contains(Ipv6Address::parse("2001:db9::1").value()));
   CHECK(doc.contains(p));
-  CHECK(Ipv6Prefix::parse("2001:db8::/28").error() == Errc::host_bits_set);
-  CHECK(Ipv6Prefix::parse("2001:db8::/129").error() == Errc::bad_prefix_length);
+  CHECK(Ipv6Prefix::parse("2001:db8::/28").error() == Errc::HostBitsSet);
+  CHECK(Ipv6Prefix::parse("2001:db8::/129").error() == Errc::BadPrefixLength);
   auto odd = Ipv6Prefix::parse("2001:db8:8000::/33").value();
   CHECK(odd.contains(Ipv6Address::parse("2001:db8:ffff::").value()));
   CHECK_FALSE(odd.contains(Ipv6Address::parse("2001:db8:7fff::").value()));
