@@ -12,14 +12,7 @@
 
 #include "core/address.hpp"
 
-// Invariants hold in every build type (NDEBUG does not apply): a failure aborts for libFuzzer.
-#define FUZZ_CHECK(cond)                                                                \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                     \
-    }                                                                                   \
-  } while (0)
+#include "fuzz_check.hpp"
 
 namespace {
 

@@ -16,37 +16,13 @@
 #include "core/ipv4.hpp"
 #include "core/tcp.hpp"
 
-// Invariants hold in every build type (NDEBUG does not apply): a failure aborts for libFuzzer.
-#define FUZZ_CHECK(cond)                                                                \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                     \
-    }                                                                                   \
-  } while (0)
+#include "fuzz_check.hpp"
 
 namespace {
 
-// Whether `part` lies inside `whole` (an empty span lies anywhere).
-bool within(core::Bytes part, core::Bytes whole) {
-  if (part.empty()) return true;
-  const std::less_equal<const std::byte*> le;
-  return le(whole.data(), part.data()) &&
-         le(std::to_address(part.end()), std::to_address(whole.end()));
-}
-
-bool same(core::Bytes a, core::Bytes b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (a[i] != b[i]) return false;
-  return true;
-}
-
-// Whether a received checksum field verifies, given the value computed for the data: equal, or,
-// when the computed value is 0x0000, its one's-complement twin 0xffff (RFC 1071: -0 == +0).
-bool verifies_as(std::uint16_t computed, std::uint16_t received) {
-  return received == computed || (computed == 0 && received == 0xffff);
-}
+using fuzz::same;
+using fuzz::verifies_as;
+using fuzz::within;
 
 void check_view(const core::Ipv4Packet& p, core::Bytes in) {
   FUZZ_CHECK(p.packet.data() == in.data());

@@ -14,31 +14,13 @@
 #include "core/icmp.hpp"
 #include "core/ipv6.hpp"
 
-// Invariants hold in every build type (NDEBUG does not apply): a failure aborts for libFuzzer.
-#define FUZZ_CHECK(cond)                                                                \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                     \
-    }                                                                                   \
-  } while (0)
+#include "fuzz_check.hpp"
 
 namespace {
 
-// Whether `part` lies inside `whole` (an empty span lies anywhere).
-bool within(core::Bytes part, core::Bytes whole) {
-  if (part.empty()) return true;
-  const std::less_equal<const std::byte*> le;
-  return le(whole.data(), part.data()) &&
-         le(std::to_address(part.end()), std::to_address(whole.end()));
-}
-
-bool same(core::Bytes a, core::Bytes b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (a[i] != b[i]) return false;
-  return true;
-}
+using fuzz::same;
+using fuzz::verifies_as;
+using fuzz::within;
 
 bool is_walked_extension(std::uint8_t nh) {
   namespace ipp = core::ip_protocol;

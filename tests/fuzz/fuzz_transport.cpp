@@ -16,16 +16,13 @@
 #include "core/tcp.hpp"
 #include "core/udp.hpp"
 
-// Invariants hold in every build type (NDEBUG does not apply): a failure aborts for libFuzzer.
-#define FUZZ_CHECK(cond)                                                                \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                     \
-    }                                                                                   \
-  } while (0)
+#include "fuzz_check.hpp"
 
 namespace {
+
+using fuzz::same;
+using fuzz::verifies_as;
+using fuzz::within;
 
 // The seed corpus is built with these addresses, so its checksums verify.
 const core::Ipv4Address kSrc4{0xc0000201};  // 192.0.2.1
@@ -33,30 +30,10 @@ const core::Ipv4Address kDst4{0xc6336407};  // 198.51.100.7
 const core::Ipv6Address kSrc6{{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
 const core::Ipv6Address kDst6{{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}};
 
-bool within(core::Bytes part, core::Bytes whole) {
-  if (part.empty()) return true;
-  const std::less_equal<const std::byte*> le;
-  return le(whole.data(), part.data()) &&
-         le(std::to_address(part.end()), std::to_address(whole.end()));
-}
-
-bool same(core::Bytes a, core::Bytes b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (a[i] != b[i]) return false;
-  return true;
-}
-
 // Equal apart from the 2-byte checksum field at `at`.
 bool same_except(core::Bytes a, core::Bytes b, std::size_t at) {
   return a.size() == b.size() && same(a.first(at), b.first(at)) &&
          same(a.subspan(at + 2), b.subspan(at + 2));
-}
-
-// Whether a received checksum field verifies, given the value computed for the data: equal, or,
-// when the computed value is 0x0000, its one's-complement twin 0xffff (RFC 1071: -0 == +0).
-bool verifies_as(std::uint16_t computed, std::uint16_t received) {
-  return received == computed || (computed == 0 && received == 0xffff);
 }
 
 template <typename Address>

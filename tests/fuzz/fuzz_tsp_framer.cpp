@@ -18,13 +18,7 @@
 #include "tsp/framer.hpp"
 #include "tsp/server_session.hpp"
 
-#define FUZZ_CHECK(cond)                                                                \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                     \
-    }                                                                                   \
-  } while (0)
+#include "fuzz_check.hpp"
 
 namespace {
 
