@@ -15,14 +15,6 @@ using namespace tsp_test;
 
 namespace {
 
-const std::string kChallenge =
-    "cmVhbG09ImRzdG0iLG5vbmNlPSIzMTQxNTkyNjUzIixxb3A9ImF1dGgiLGFsZ29yaXRobT1tZDUtc2VzcyxjaGFyc2"
-    "V0PXV0Zi04\r\n";
-const std::string kDigestResponse =
-    "Y2hhcnNldD11dGYtOCx1c2VybmFtZT0iYWxpY2UiLHJlYWxtPSJkc3RtIixub25jZT0iMzE0MTU5MjY1MyIsbmM9MDAw"
-    "MDAwMDEsY25vbmNlPSIxNzk1Mjc1OTU2IixkaWdlc3QtdXJpPSJ0c3AvMTI3LjAuMC4xIixyZXNwb25zZT1kNDU1Zj"
-    "U5YzQ0YzU0Mzc4MDFmMzBkMzAzYzM2NTcwOSxxb3A9YXV0aA==\r\n";
-const std::string kRspauth = "cnNwYXV0aD05MzhjZGFkNzQ5NmQxNzYyYzg2MmUwNjMyNjgwMzY4Yg==\r\n";
 const std::string kQuery =
     "Content-length: 209\r\n<tunnel action=\"query\" type=\"v4v6\"><client><address "
     "type=\"ipv4\">192.0.2.2</address><address type=\"ipv6\">2001:db8:0:1::2</address></client>"

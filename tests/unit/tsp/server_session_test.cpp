@@ -30,14 +30,6 @@ const std::string kInfoV6v4 =
     "interval=\"30\"><address type=\"ipv6\">2001:db8:1::1</address></keepalive></client>"
     "</tunnel>\r\n";
 const std::string kAccept = "Content-length: 35\r\n<tunnel action=\"accept\"></tunnel>\r\n";
-const std::string kChallenge =
-    "cmVhbG09ImRzdG0iLG5vbmNlPSIzMTQxNTkyNjUzIixxb3A9ImF1dGgiLGFsZ29yaXRobT1tZDUtc2VzcyxjaGFyc2"
-    "V0PXV0Zi04\r\n";
-const std::string kDigestResponse =
-    "Y2hhcnNldD11dGYtOCx1c2VybmFtZT0iYWxpY2UiLHJlYWxtPSJkc3RtIixub25jZT0iMzE0MTU5MjY1MyIsbmM9MDAw"
-    "MDAwMDEsY25vbmNlPSIxNzk1Mjc1OTU2IixkaWdlc3QtdXJpPSJ0c3AvMTI3LjAuMC4xIixyZXNwb25zZT1kNDU1Zj"
-    "U5YzQ0YzU0Mzc4MDFmMzBkMzAzYzM2NTcwOSxxb3A9YXV0aA==\r\n";
-const std::string kRspauth = "cnNwYXV0aD05MzhjZGFkNzQ5NmQxNzYyYzg2MmUwNjMyNjgwMzY4Yg==\r\n";
 const std::string kCreateV4v6 =
     "Content-length: 212\r\n<tunnel action=\"create\" type=\"v4v6\" proxy=\"no\">\r\n <client>\r\n"
     "  <address type=\"ipv6\">::1</address>\r\n  <keepalive interval=\"30\">\r\n    <address "

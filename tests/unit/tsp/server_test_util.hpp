@@ -110,4 +110,15 @@ struct ServerHarness {
   std::vector<tsp::ServerAction> start;
 };
 
+// The DIGEST-MD5 exchange of tsp-wire.md 10.2 (user alice, realm dstm, nonce 3141592653), as
+// base64 lines: the server's challenge, the client's response and the server's rspauth.
+inline const std::string kChallenge =
+    "cmVhbG09ImRzdG0iLG5vbmNlPSIzMTQxNTkyNjUzIixxb3A9ImF1dGgiLGFsZ29yaXRobT1tZDUtc2VzcyxjaGFyc2"
+    "V0PXV0Zi04\r\n";
+inline const std::string kDigestResponse =
+    "Y2hhcnNldD11dGYtOCx1c2VybmFtZT0iYWxpY2UiLHJlYWxtPSJkc3RtIixub25jZT0iMzE0MTU5MjY1MyIsbmM9MDAw"
+    "MDAwMDEsY25vbmNlPSIxNzk1Mjc1OTU2IixkaWdlc3QtdXJpPSJ0c3AvMTI3LjAuMC4xIixyZXNwb25zZT1kNDU1Zj"
+    "U5YzQ0YzU0Mzc4MDFmMzBkMzAzYzM2NTcwOSxxb3A9YXV0aA==\r\n";
+inline const std::string kRspauth = "cnNwYXV0aD05MzhjZGFkNzQ5NmQxNzYyYzg2MmUwNjMyNjgwMzY4Yg==\r\n";
+
 }  // namespace tsp_test
