@@ -41,16 +41,6 @@ const std::string kInfoV4v6 =
     "type=\"ipv4\">198.51.100.10</address><address type=\"ipv6\">::1</address><dns_server><address "
     "type=\"ipv6\">2001:db8::53</address></dns_server><keepalive interval=\"30\"><address "
     "type=\"ipv4\">192.0.2.1</address></keepalive></client></tunnel>\r\n";
-const std::string kQuery =
-    "Content-length: 209\r\n<tunnel action=\"query\" type=\"v4v6\"><client><address "
-    "type=\"ipv4\">192.0.2.2</address><address type=\"ipv6\">2001:db8:0:1::2</address></client>"
-    "<server><address type=\"ipv4\">198.51.100.7</address></server></tunnel>\r\n";
-const std::string kAnswer =
-    "Content-length: 302\r\n200 OK\r\n<tunnel action=\"info\" type=\"v4v6\" "
-    "lifetime=\"1440\"><server><address type=\"ipv4\" length=\"30\">198.51.100.7</address><address "
-    "type=\"ipv6\">2001:db8:0:2::7</address></server><client><address type=\"ipv4\" "
-    "length=\"30\">192.0.2.2</address><address type=\"ipv6\">2001:db8:0:1::2</address></client>"
-    "</tunnel>\r\n";
 
 std::string query_for(const std::string& ipv4) {
   return request_message([&] {

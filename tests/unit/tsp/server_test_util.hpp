@@ -121,4 +121,16 @@ inline const std::string kDigestResponse =
     "U5YzQ0YzU0Mzc4MDFmMzBkMzAzYzM2NTcwOSxxb3A9YXV0aA==\r\n";
 inline const std::string kRspauth = "cnNwYXV0aD05MzhjZGFkNzQ5NmQxNzYyYzg2MmUwNjMyNjgwMzY4Yg==\r\n";
 
+// The TEP query of draft-jaehwoon-dstm-multitep-02 Appendix A (tsp-wire.md 13.5) and its answer.
+inline const std::string kQuery =
+    "Content-length: 209\r\n<tunnel action=\"query\" type=\"v4v6\"><client><address "
+    "type=\"ipv4\">192.0.2.2</address><address type=\"ipv6\">2001:db8:0:1::2</address></client>"
+    "<server><address type=\"ipv4\">198.51.100.7</address></server></tunnel>\r\n";
+inline const std::string kAnswer =
+    "Content-length: 302\r\n200 OK\r\n<tunnel action=\"info\" type=\"v4v6\" "
+    "lifetime=\"1440\"><server><address type=\"ipv4\" length=\"30\">198.51.100.7</address><address "
+    "type=\"ipv6\">2001:db8:0:2::7</address></server><client><address type=\"ipv4\" "
+    "length=\"30\">192.0.2.2</address><address type=\"ipv6\">2001:db8:0:1::2</address></client>"
+    "</tunnel>\r\n";
+
 }  // namespace tsp_test
