@@ -1,9 +1,4 @@
 // ControlClient: one HTTP exchange over a Unix socket under a single deadline.
-// GCC 12 reports -Wmismatched-new-delete for Asio's awaitable frames, which pair a class-specific
-// operator new with the matching sized operator delete (a known false positive for coroutines).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
 #include <chrono>
 #include <exception>
 #include <optional>
