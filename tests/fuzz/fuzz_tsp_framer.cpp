@@ -1,6 +1,7 @@
 // libFuzzer target: the TCP stream framer (both roles) and the server and client sessions fed
-// arbitrary bytes. Invariants: cutting the input at a fuzzer-chosen offset gives the same frames
-// and the same error; the sessions never crash and stay within their limits.
+// arbitrary bytes (the client both as a dstm-client and as a TEP with queries and heartbeats).
+// Invariants: cutting the input at a fuzzer-chosen offset gives the same frames and the same
+// error; the sessions never crash and stay within their limits.
 //
 // Input: byte 0 picks the split point (scaled to the input), byte 1 bit 0 the framer role and
 // bit 1 whether the server session starts authenticated; the rest is the stream.
@@ -101,6 +102,12 @@ void serve(core::Bytes stream, bool authenticated) {
         more = s.handle(tsp::LeaseAllocated{offer});
       } else if (const auto* l = std::get_if<tsp::LookupMapping>(&a)) {
         more = s.handle(tsp::MappingNotFound{l->query_id, tsp::Status::InvalidIpv4Address});
+      } else if (const auto* h = std::get_if<tsp::Heartbeat>(&a)) {
+        more = s.handle(tsp::HeartbeatAnswered{
+            h->query_id, tsp::Status::Success, 30,
+            std::vector<core::Ipv4Address>(h->query_id % (tsp::kMaxWithdrawnPerHeartbeat + 1),
+                                           core::Ipv4Address::parse("192.0.2.1").value()),
+            h->query_id % 2 == 0});
       } else if (const auto* t = std::get_if<tsp::ArmTimer>(&a)) {
         more = s.handle(tsp::TimerExpired{t->timer, t->generation});
       } else if (const auto* send = std::get_if<tsp::Send>(&a)) {
@@ -129,6 +136,28 @@ void consume(core::Bytes stream) {
   s.handle(tsp::PeerClosed{});
 }
 
+// Runs a TEP query session (1.0, ANONYMOUS) with queries and heartbeats submitted up front, a
+// window of 2, over the stream as server replies.
+void consume_tep(core::Bytes stream) {
+  tsp::ClientConfig c;
+  c.version = tsp::kVersion1_0;
+  c.mechanisms = {tsp::Mechanism::Anonymous};
+  c.random = deterministic;
+  c.max_in_flight = 2;
+  tsp::ClientSession s{c};
+  s.handle(tsp::Start{});
+  s.handle(tsp::SubmitQuery{1, core::Ipv4Address::parse("198.51.100.7").value()});
+  s.handle(tsp::SubmitHeartbeat{2});
+  s.handle(tsp::SubmitHeartbeat{3});
+  s.handle(tsp::SubmitQuery{4, core::Ipv4Address::parse("198.51.100.8").value()});
+  for (const auto& a : s.handle(tsp::BytesReceived{stream})) {
+    if (const auto* h = std::get_if<tsp::HeartbeatReply>(&a))
+      FUZZ_CHECK(h->withdrawn.size() <= tsp::kMaxWithdrawnPerHeartbeat);
+  }
+  FUZZ_CHECK(s.in_flight() <= 2);
+  s.handle(tsp::PeerClosed{});
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -144,5 +173,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   serve(stream, (data[1] & 2) != 0);
   consume(stream);
+  consume_tep(stream);
   return 0;
 }

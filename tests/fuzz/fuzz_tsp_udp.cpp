@@ -82,6 +82,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           auto more = server.handle(
               tsp::MappingFound{l->query_id, tsp::Mapping{l->ipv4, core::Ipv6Address{}, 1}});
           next.insert(next.end(), more.begin(), more.end());
+        } else if (const auto* h = std::get_if<tsp::Heartbeat>(&a)) {
+          auto more = server.handle(tsp::HeartbeatAnswered{
+              h->query_id, tsp::Status::Success, 30, {core::Ipv4Address{0xC6336407u}}, true});
+          next.insert(next.end(), more.begin(), more.end());
         }
       }
       actions = std::move(next);
@@ -96,6 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   tsp::ClientSession client{c};
   client.handle(tsp::Start{});
   client.handle(tsp::SubmitQuery{1, core::Ipv4Address{0xC6336407u}});
+  client.handle(tsp::SubmitHeartbeat{2});
   for (auto d : datagrams) client.handle(tsp::DatagramReceived{d});
   client.handle(tsp::TimerExpired{tsp::TimerKind::Retransmit, 1});
   return 0;

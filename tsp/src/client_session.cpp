@@ -2,6 +2,7 @@
 #include "tsp/client_session.hpp"
 
 #include <algorithm>
+#include <cassert>
 
 #include "session_util.hpp"
 #include "text.hpp"
@@ -25,10 +26,34 @@ bool offer_complete(const Tunnel& t) {
   return t.server->ipv4() && t.server->ipv6() && t.client->ipv6();
 }
 
+// Fills reply from a heartbeat answer's element; false when it is not a valid one (docs/tsp.md).
+bool read_heartbeat(const std::optional<Tunnel>& t, HeartbeatReply& reply) {
+  if (!t || t->action != TunnelAction::Heartbeat || t->type != TunnelType::V4V6 || !t->lifetime)
+    return false;
+  if (t->server) {
+    if (t->server->addresses.size() > kMaxWithdrawnPerHeartbeat) return false;
+    for (const auto& a : t->server->addresses) {
+      const auto* v4 = std::get_if<core::Ipv4Address>(&a.value);
+      if (!v4) return false;
+      reply.withdrawn.push_back(*v4);
+    }
+  }
+  reply.interval = *t->lifetime;
+  reply.flush = t->flush.value_or(false);
+  return true;
+}
+
+StatusLine invalid_request() {
+  return StatusLine{static_cast<int>(Status::InvalidRequest),
+                    std::string{status_text(Status::InvalidRequest)}};
+}
+
 }  // namespace
 
 ClientSession::ClientSession(ClientConfig config)
-    : config_{std::move(config)}, framer_{FramerRole::Client, config_.framer} {}
+    : config_{std::move(config)}, framer_{FramerRole::Client, config_.framer} {
+  assert(config_.max_in_flight > 0);
+}
 
 std::vector<ClientAction> ClientSession::handle(const ClientEvent& event) {
   Actions out;
@@ -37,7 +62,8 @@ std::vector<ClientAction> ClientSession::handle(const ClientEvent& event) {
                  [&](const BytesReceived& e) { on_bytes(out, e.data); },
                  [&](const DatagramReceived& e) { on_datagram(out, e.datagram); },
                  [&](const TimerExpired& e) { on_timer(out, e); },
-                 [&](const SubmitQuery& e) { on_query(out, e); },
+                 [&](const SubmitQuery& e) { on_request(out, e); },
+                 [&](const SubmitHeartbeat& e) { on_request(out, e); },
                  [&](const RequestDelete&) { on_delete(out); },
                  [&](const PeerClosed&) { fail(out, Errc::PeerClosed); },
              },
@@ -107,7 +133,7 @@ void ClientSession::on_timer(Actions& out, const TimerExpired& t) {
   if (t.timer == TimerKind::Phase && t.generation == phase_generation_) fail(out, Errc::Timeout);
 }
 
-void ClientSession::on_query(Actions& out, const SubmitQuery& q) {
+void ClientSession::on_request(Actions& out, const Request& r) {
   switch (state_) {
     case ClientState::Idle:
     case ClientState::AwaitCapability:
@@ -115,17 +141,21 @@ void ClientSession::on_query(Actions& out, const SubmitQuery& q) {
     case ClientState::AwaitChallenge:
     case ClientState::AwaitRspauth:
     case ClientState::AwaitAuthSuccess:
-      queued_.push_back(q);
+      queued_.push_back(r);
       return;
     case ClientState::Authenticated:
-      send_query(out, q);
+      queued_.push_back(r);
+      send_window(out);
       return;
     default:
       // Not a query session (or closed): answer locally.
-      detail::emit(out,
-                   QueryAnswered{q.query_id, q.ipv4, std::nullopt,
-                                 StatusLine{static_cast<int>(Status::InvalidRequest),
-                                            std::string{status_text(Status::InvalidRequest)}}});
+      if (const auto* q = std::get_if<SubmitQuery>(&r)) {
+        detail::emit(out, QueryAnswered{q->query_id, q->ipv4, std::nullopt, invalid_request()});
+      } else {
+        detail::emit(
+            out,
+            HeartbeatReply{std::get<SubmitHeartbeat>(r).query_id, invalid_request(), 0, {}, false});
+      }
       return;
   }
 }
@@ -310,11 +340,7 @@ void ClientSession::on_authenticated(Actions& out) {
   }
   state_ = ClientState::Authenticated;
   detail::emit(out, CancelTimer{TimerKind::Phase});
-  while (!queued_.empty()) {
-    const auto q = queued_.front();
-    queued_.pop_front();
-    send_query(out, q);
-  }
+  send_window(out);
 }
 
 void ClientSession::on_offer(Actions& out, const Frame& frame) {
@@ -365,26 +391,36 @@ void ClientSession::on_query_answer(Actions& out, const Frame& frame) {
     handle_error_reply(out, frame);
     return;
   }
-  const auto q = queries_.front();
+  const auto front = queries_.front();
   queries_.pop_front();
-  QueryAnswered answer{q.query_id, q.ipv4, std::nullopt, reply->status};
-  if (reply->status.is_success()) {
-    const auto& t = reply->tunnel;
-    const auto v4 = t && t->server ? t->server->ipv4() : std::nullopt;
-    const auto v6 = t && t->server ? t->server->ipv6() : std::nullopt;
-    // Answers come in request order; one for another address means the stream is out of step.
-    if (!v4 || !v6 || *v4 != q.ipv4) {
+  if (const auto* h = std::get_if<SubmitHeartbeat>(&front)) {
+    HeartbeatReply answer{h->query_id, reply->status, 0, {}, false};
+    // A 200 for something other than a heartbeat: the stream is out of step.
+    if (reply->status.is_success() && !read_heartbeat(reply->tunnel, answer)) {
       fail(out, Errc::BadTunnel, reply->status);
       return;
     }
-    answer.mapping = Mapping{*v4, *v6, t->lifetime.value_or(0)};
-  }
-  detail::emit(out, std::move(answer));
-  if (queries_.empty()) {
-    detail::emit(out, CancelTimer{TimerKind::Phase});
+    detail::emit(out, std::move(answer));
   } else {
-    arm_reply(out);
+    const auto& q = std::get<SubmitQuery>(front);
+    QueryAnswered answer{q.query_id, q.ipv4, std::nullopt, reply->status};
+    if (reply->status.is_success()) {
+      const auto& t = reply->tunnel;
+      const auto v4 = t && t->server ? t->server->ipv4() : std::nullopt;
+      const auto v6 = t && t->server ? t->server->ipv6() : std::nullopt;
+      // Answers come in request order; one for another address means the stream is out of step.
+      if (!t || t->action != TunnelAction::Info || !v4 || !v6 || *v4 != q.ipv4) {
+        fail(out, Errc::BadTunnel, reply->status);
+        return;
+      }
+      answer.mapping = Mapping{*v4, *v6, t->lifetime.value_or(0)};
+    }
+    detail::emit(out, std::move(answer));
   }
+  // Each answer restarts the reply deadline of the next; the window has room for one more.
+  if (!queries_.empty()) arm_reply(out);
+  send_window(out);
+  if (queries_.empty()) detail::emit(out, CancelTimer{TimerKind::Phase});
 }
 
 // ---- output ----
@@ -410,19 +446,34 @@ void ClientSession::transmit_next(Actions& out) {
   detail::emit(out, ArmTimer{TimerKind::Retransmit, outstanding_->rto, ++retransmit_generation_});
 }
 
-void ClientSession::send_query(Actions& out, const SubmitQuery& q) {
-  Tunnel t = make_tunnel(TunnelAction::Query, TunnelType::V4V6);
-  if (config_.tep_ipv4 || config_.tep_ipv6) {
-    t.client = Endpoint{};
-    if (config_.tep_ipv4) t.client->addresses.push_back(Address{*config_.tep_ipv4, std::nullopt});
-    if (config_.tep_ipv6) t.client->addresses.push_back(Address{*config_.tep_ipv6, std::nullopt});
+// Sends waiting requests while fewer than max_in_flight are unanswered (query sessions only).
+void ClientSession::send_window(Actions& out) {
+  const bool idle = queries_.empty();
+  while (state_ == ClientState::Authenticated && !queued_.empty() &&
+         queries_.size() < config_.max_in_flight) {
+    const auto r = queued_.front();
+    queued_.pop_front();
+    send_request(out, r);
   }
-  t.server = Endpoint{};
-  t.server->addresses.push_back(Address{q.ipv4, std::nullopt});
-  const bool first = queries_.empty();
-  queries_.push_back(q);
+  if (idle && !queries_.empty()) arm_reply(out);
+}
+
+void ClientSession::send_request(Actions& out, const Request& r) {
+  Tunnel t;
+  if (const auto* q = std::get_if<SubmitQuery>(&r)) {
+    t = make_tunnel(TunnelAction::Query, TunnelType::V4V6);
+    if (config_.tep_ipv4 || config_.tep_ipv6) {
+      t.client = Endpoint{};
+      if (config_.tep_ipv4) t.client->addresses.push_back(Address{*config_.tep_ipv4, std::nullopt});
+      if (config_.tep_ipv6) t.client->addresses.push_back(Address{*config_.tep_ipv6, std::nullopt});
+    }
+    t.server = Endpoint{};
+    t.server->addresses.push_back(Address{q->ipv4, std::nullopt});
+  } else {
+    t = make_tunnel(TunnelAction::Heartbeat, TunnelType::V4V6);
+  }
+  queries_.push_back(r);
   send(out, request_message(t));
-  if (first) arm_reply(out);
 }
 
 void ClientSession::fail(Actions& out, Errc reason, std::optional<StatusLine> status) {

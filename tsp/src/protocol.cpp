@@ -94,13 +94,16 @@ std::string_view tunnel_action_name(TunnelAction a) noexcept {
       return "delete";
     case TunnelAction::Query:
       return "query";
+    case TunnelAction::Heartbeat:
+      return "heartbeat";
   }
   return "";
 }
 
 std::optional<TunnelAction> parse_tunnel_action(std::string_view s) noexcept {
-  for (auto a : {TunnelAction::Create, TunnelAction::Info, TunnelAction::Accept,
-                 TunnelAction::Reject, TunnelAction::Delete, TunnelAction::Query}) {
+  for (auto a :
+       {TunnelAction::Create, TunnelAction::Info, TunnelAction::Accept, TunnelAction::Reject,
+        TunnelAction::Delete, TunnelAction::Query, TunnelAction::Heartbeat}) {
     if (detail::iequals(s, tunnel_action_name(a))) return a;
   }
   return std::nullopt;

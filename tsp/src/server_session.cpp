@@ -2,6 +2,7 @@
 #include "tsp/server_session.hpp"
 
 #include <algorithm>
+#include <cassert>
 
 #include "session_util.hpp"
 #include "text.hpp"
@@ -55,6 +56,22 @@ std::string query_answer(const std::optional<Endpoint>& tep, const Mapping& m) {
   return reply_message("200 OK", info);
 }
 
+// The heartbeat answer (docs/tsp.md, "TEP heartbeats").
+std::string heartbeat_answer(const HeartbeatAnswered& e) {
+  if (e.status != Status::Success) return reply_message(status_line(e.status));
+  Tunnel t = make_tunnel(TunnelAction::Heartbeat, TunnelType::V4V6, e.interval);
+  // More than the limit is a daemon bug. Without asserts, drop the list and say flush: the TEP
+  // forgets every cached mapping, a superset of the withdrawals, and asks again.
+  assert(e.withdrawn.size() <= kMaxWithdrawnPerHeartbeat);
+  const bool overflow = e.withdrawn.size() > kMaxWithdrawnPerHeartbeat;
+  if (e.flush || overflow) t.flush = true;
+  if (!overflow && !e.withdrawn.empty()) {
+    t.server = Endpoint{};
+    for (const auto& a : e.withdrawn) t.server->addresses.push_back(Address{a, std::nullopt});
+  }
+  return reply_message(status_line(Status::Success), t);
+}
+
 }  // namespace
 
 ServerSession::ServerSession(std::shared_ptr<const ServerConfig> config, Transport transport,
@@ -74,13 +91,22 @@ std::vector<ServerAction> ServerSession::handle(const ServerEvent& event) {
                  [&](const LeaseAllocated& e) { on_lease_allocated(out, e.offer); },
                  [&](const LeaseFailed& e) { on_lease_failed(out, e); },
                  [&](const MappingFound& e) {
-                   std::optional<std::string> answer;
-                   for (const auto& q : queries_)
-                     if (q.id == e.query_id) answer = query_answer(q.tep, e.mapping);
-                   on_mapping(out, e.query_id, std::move(answer));
+                   if (auto* q = unanswered(e.query_id, false)) {
+                     q->answer = query_answer(q->tep, e.mapping);
+                     on_answered(out);
+                   }
                  },
                  [&](const MappingNotFound& e) {
-                   on_mapping(out, e.query_id, reply_message(status_line(e.status)));
+                   if (auto* q = unanswered(e.query_id, false)) {
+                     q->answer = reply_message(status_line(e.status));
+                     on_answered(out);
+                   }
+                 },
+                 [&](const HeartbeatAnswered& e) {
+                   if (auto* q = unanswered(e.query_id, true)) {
+                     q->answer = heartbeat_answer(e);
+                     on_answered(out);
+                   }
                  },
                  [&](const PeerClosed&) { on_peer_closed(out); },
              },
@@ -244,11 +270,15 @@ void ServerSession::on_lease_failed(Actions& out, const LeaseFailed& f) {
   pump(out);
 }
 
-void ServerSession::on_mapping(Actions& out, std::uint64_t id, std::optional<std::string> answer) {
-  if (state_ == ServerState::Closed) return;
-  for (auto& q : queries_) {
-    if (q.id == id && !q.answer && answer) q.answer = std::move(answer);
-  }
+// The outstanding query or heartbeat with this id; nullptr for a stale or mismatched answer.
+ServerSession::PendingQuery* ServerSession::unanswered(std::uint64_t id, bool heartbeat) noexcept {
+  if (state_ == ServerState::Closed) return nullptr;
+  for (auto& q : queries_)
+    if (q.id == id && q.heartbeat == heartbeat && !q.answer) return &q;
+  return nullptr;
+}
+
+void ServerSession::on_answered(Actions& out) {
   flush_queries(out);
   pump(out);
 }
@@ -402,7 +432,7 @@ void ServerSession::process_command(Actions& out, const Frame& frame) {
     } else if (!queries_.empty()) {
       // Answers leave in request order.
       queries_.push_back(
-          PendingQuery{next_query_id_++, std::nullopt, reply_message(status_line(s))});
+          PendingQuery{next_query_id_++, false, std::nullopt, reply_message(status_line(s))});
       flush_queries(out);
     } else {
       reply_status(out, s);
@@ -411,6 +441,10 @@ void ServerSession::process_command(Actions& out, const Frame& frame) {
   }
   if (t->action == TunnelAction::Query) {
     handle_query(out, *t);
+    return;
+  }
+  if (t->action == TunnelAction::Heartbeat) {
+    handle_heartbeat(out, *t);
     return;
   }
   if (!queries_.empty()) {
@@ -455,6 +489,7 @@ void ServerSession::process_command(Actions& out, const Frame& frame) {
       }
       return;
     case TunnelAction::Query:
+    case TunnelAction::Heartbeat:
       return;
   }
 }
@@ -509,9 +544,13 @@ void ServerSession::handle_create(Actions& out, const Tunnel& t) {
     // The tunnel's client end is the address the request came from (docs/tsp.md).
     auto declared = c.ipv6();
     if (!declared && peer6) declared = *peer6;
+    // Over IPv6 the address must be the source. Over IPv4 there is no IPv6 source to compare
+    // with: only an authenticated user may name its address, and the lease is bound to that
+    // user (an anonymous client could otherwise point a lease at any host).
+    const bool anonymous = identity_->mechanism == Mechanism::Anonymous;
+    const bool unverified = peer6 ? *declared != *peer6 : anonymous;
     const bool bad = !declared || declared->is_unspecified() || declared->is_multicast() ||
-                     declared->is_v4_mapped() ||
-                     (config_->require_source_address && (!peer6 || *declared != *peer6));
+                     declared->is_v4_mapped() || (config_->require_source_address && unverified);
     if (bad) {
       reply_status(out, Status::InvalidIpv6Address);
       return;
@@ -543,7 +582,7 @@ void ServerSession::handle_query(Actions& out, const Tunnel& t) {
     return;
   }
   query_session_ = true;
-  PendingQuery q{next_query_id_++, t.client, std::nullopt};
+  PendingQuery q{next_query_id_++, false, t.client, std::nullopt};
   std::optional<core::Ipv4Address> target;
   if (t.type && *t.type != TunnelType::V4V6) {
     q.answer = reply_message(status_line(Status::UnsupportedTunnelType));
@@ -554,6 +593,25 @@ void ServerSession::handle_query(Actions& out, const Tunnel& t) {
   queries_.push_back(q);
   if (target) {
     detail::emit(out, LookupMapping{q.id, *target, *identity_});
+    if (first) arm_phase(out, config_->deadlines.backend);
+  }
+  flush_queries(out);
+}
+
+// Like a query without a lookup: in the same ordered queue, answered by the daemon.
+void ServerSession::handle_heartbeat(Actions& out, const Tunnel& t) {
+  if (state_ != ServerState::Authenticated) {
+    reply_status(out, Status::InvalidRequest);
+    return;
+  }
+  query_session_ = true;
+  PendingQuery q{next_query_id_++, true, std::nullopt, std::nullopt};
+  if (t.type && *t.type != TunnelType::V4V6)
+    q.answer = reply_message(status_line(Status::UnsupportedTunnelType));
+  const bool first = queries_.empty();
+  queries_.push_back(q);
+  if (!q.answer) {
+    detail::emit(out, Heartbeat{q.id, *identity_});
     if (first) arm_phase(out, config_->deadlines.backend);
   }
   flush_queries(out);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <new>
+#include <utility>
 
 #include "text.hpp"
 #include "tsp/message.hpp"
@@ -242,12 +243,14 @@ Result<Tunnel> parse_tunnel_element(const pugi::xml_node& root) {
     t.mtu = parse_u32(mtu.value());
     if (!t.mtu) return Errc::BadTunnel;
   }
-  if (auto proxy = root.attribute("proxy")) {
-    const auto v = detail::trim(proxy.value());
+  for (auto [name, field] : {std::pair{"proxy", &t.proxy}, std::pair{"flush", &t.flush}}) {
+    const auto attribute = root.attribute(name);
+    if (!attribute) continue;
+    const auto v = detail::trim(attribute.value());
     if (detail::iequals(v, "yes"))
-      t.proxy = true;
+      *field = true;
     else if (detail::iequals(v, "no"))
-      t.proxy = false;
+      *field = false;
     else
       return Errc::BadTunnel;
   }
@@ -449,6 +452,7 @@ std::string write_tunnel(const Tunnel& t) {
   if (t.lifetime) out += " lifetime=\"" + std::to_string(*t.lifetime) + "\"";
   if (t.proxy) out += *t.proxy ? " proxy=\"yes\"" : " proxy=\"no\"";
   if (t.mtu) out += " mtu=\"" + std::to_string(*t.mtu) + "\"";
+  if (t.flush) out += *t.flush ? " flush=\"yes\"" : " flush=\"no\"";
   out += '>';
   if (t.action == TunnelAction::Query) {
     if (t.client) write_endpoint(out, "client", *t.client);

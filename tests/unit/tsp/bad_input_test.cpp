@@ -33,6 +33,9 @@ std::string line(Status st) {
   return status_line(st) + "\r\n";
 }
 
+const std::string kHeartbeat =
+    frame_message("<tunnel action=\"heartbeat\" type=\"v4v6\"></tunnel>\r\n");
+
 const std::string kCreateV4v6 = frame_message(
     "<tunnel action=\"create\" type=\"v4v6\"><client><address "
     "type=\"ipv6\">::1</address></client></tunnel>\r\n");
@@ -86,6 +89,11 @@ TEST_CASE("bad input: each gets its status or a clean close", "[tsp][server][bad
        "Content-length: 5\r\nhello",
        {line(Status::InvalidRequest)},
        Errc::UnexpectedMessage},
+      {"heartbeat before VERSION",
+       Phase::Fresh,
+       kHeartbeat,
+       {line(Status::InvalidRequest)},
+       Errc::UnexpectedMessage},
       {"negative length before VERSION",
        Phase::Fresh,
        "Content-length: -5\r\n",
@@ -101,6 +109,16 @@ TEST_CASE("bad input: each gets its status or a clean close", "[tsp][server][bad
        Phase::Versioned,
        kCreateV4v6,
        {line(Status::InvalidRequest)},
+       Errc::UnexpectedMessage},
+      {"heartbeat before AUTHENTICATE",
+       Phase::Versioned,
+       kHeartbeat,
+       {line(Status::InvalidRequest)},
+       Errc::UnexpectedMessage},
+      {"heartbeat during DIGEST-MD5",
+       Phase::Versioned,
+       "AUTHENTICATE DIGEST-MD5\r\n" + kHeartbeat,
+       {challenge, line(Status::InvalidRequest)},
        Errc::UnexpectedMessage},
       {"command instead of PLAIN credentials",
        Phase::Versioned,
@@ -231,6 +249,21 @@ TEST_CASE("bad input: each gets its status or a clean close", "[tsp][server][bad
        frame_message("<tunnel action=\"create\" type=\"dslite\"/>"),
        {framed(Status::UnsupportedTunnelType)},
        std::nullopt},
+      {"heartbeat of an unknown type",
+       Phase::Authenticated,
+       frame_message("<tunnel action=\"heartbeat\" type=\"dslite\"/>"),
+       {framed(Status::UnsupportedTunnelType)},
+       std::nullopt},
+      {"heartbeat of another type",
+       Phase::Authenticated,
+       frame_message("<tunnel action=\"heartbeat\" type=\"v6v4\"/>"),
+       {framed(Status::UnsupportedTunnelType)},
+       std::nullopt},
+      {"heartbeat with a bad flush",
+       Phase::Authenticated,
+       frame_message("<tunnel action=\"heartbeat\" type=\"v4v6\" flush=\"maybe\"/>"),
+       {framed(Status::InvalidRequest)},
+       Errc::BadTunnel},
       {"create without type",
        Phase::Authenticated,
        frame_message("<tunnel action=\"create\"/>"),

@@ -3,6 +3,7 @@
 // retransmits over UDP and reports failures.
 #include "tsp/client_session.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <deque>
 #include <functional>
@@ -87,6 +88,7 @@ struct Loop {
 
   void on_client(const std::vector<ClientAction>& actions) {
     client_log.insert(client_log.end(), actions.begin(), actions.end());
+    max_in_flight = std::max(max_in_flight, client.in_flight());
     for (const auto& s : only<Send>(actions)) {
       work.push_back([this, bytes = s.bytes] {
         if (transport == Transport::Tcp) {
@@ -120,6 +122,10 @@ struct Loop {
             on_server(server.handle(MappingFound{l.query_id, it->second}));
           }
         });
+      } else if (const auto* b = std::get_if<Heartbeat>(&a)) {
+        work.push_back([this, id = b->query_id] {
+          on_server(server.handle(HeartbeatAnswered{id, Status::Success, 30, withdrawn, false}));
+        });
       } else if (const auto* t = std::get_if<ArmTimer>(&a)) {
         if (t->timer == TimerKind::DeferredReply)
           work.push_back([this, t = *t] {
@@ -133,6 +139,8 @@ struct Loop {
   ClientSession client;
   ServerSession server;
   std::map<std::uint32_t, Mapping> mappings;
+  std::vector<core::Ipv4Address> withdrawn;  // every heartbeat's answer
+  std::size_t max_in_flight = 0;             // the most the client had in flight
   std::deque<std::function<void()>> work;
   std::vector<ClientAction> client_log;
   std::vector<ServerAction> server_log;
@@ -377,4 +385,222 @@ TEST_CASE("client: reply deadline and peer close end the session", "[tsp][client
   d.handle(Start{});
   CHECK(only<SessionFailed>(d.handle(PeerClosed{}))[0].reason == Errc::PeerClosed);
   CHECK(d.handle(PeerClosed{}).empty());
+}
+
+// ---- TEP heartbeats (extension, docs/tsp.md) and the in-flight window ----
+
+namespace {
+
+const std::string kHeartbeat =
+    "Content-length: 50\r\n<tunnel action=\"heartbeat\" type=\"v4v6\"></tunnel>\r\n";
+const std::string kHeartbeatAnswer =
+    "Content-length: 180\r\n200 Success\r\n<tunnel action=\"heartbeat\" type=\"v4v6\" "
+    "lifetime=\"30\"><server><address type=\"ipv4\">198.51.100.7</address><address "
+    "type=\"ipv4\">198.51.100.8</address></server></tunnel>\r\n";
+const std::string kFlushAnswer =
+    "Content-length: 90\r\n200 Success\r\n<tunnel action=\"heartbeat\" type=\"v4v6\" "
+    "lifetime=\"600\" flush=\"yes\"></tunnel>\r\n";
+
+// A TEP session over TCP, authenticated, nothing submitted yet.
+ClientSession authenticated_tep(ClientConfig config = tep_client()) {
+  ClientSession c{std::move(config)};
+  c.handle(Start{});
+  feed(c, "CAPABILITY TUNNEL=V4V6 AUTH=ANONYMOUS\r\n");
+  REQUIRE(has<Authenticated>(feed(c, "OK Authentication successful\r\n")));
+  return c;
+}
+
+// A 200 heartbeat answer (interval 30) listing these addresses.
+std::string heartbeat_with(std::vector<Address> addresses) {
+  Tunnel t = make_tunnel(TunnelAction::Heartbeat, TunnelType::V4V6, 30);
+  t.server = Endpoint{};
+  t.server->addresses = std::move(addresses);
+  return reply_message("200 Success", t);
+}
+
+std::string not_leased() {
+  return reply_message(status_line(Status::InvalidIpv4Address));
+}
+
+}  // namespace
+
+TEST_CASE("client heartbeat: submitted before authentication, pipelined with a query",
+          "[tsp][client][heartbeat]") {
+  ClientSession c{tep_client()};
+  c.handle(Start{});
+  CHECK(c.handle(SubmitHeartbeat{5}).empty());
+  CHECK(c.handle(SubmitQuery{6, v4("198.51.100.7")}).empty());
+  CHECK(c.pending_queries() == 2);
+  feed(c, "CAPABILITY TUNNEL=V4V6 AUTH=ANONYMOUS\r\n");
+  auto a = feed(c, "OK Authentication successful\r\n");
+  CHECK(sent(a) == std::vector{kHeartbeat, kQuery});
+  CHECK(c.in_flight() == 2);
+  a = feed(c, kHeartbeatAnswer + kAnswer);
+  CHECK(only<HeartbeatReply>(a) ==
+        std::vector{HeartbeatReply{
+            5, StatusLine{200, "Success"}, 30, {v4("198.51.100.7"), v4("198.51.100.8")}, false}});
+  CHECK(only<QueryAnswered>(a).size() == 1);
+  CHECK(only<QueryAnswered>(a)[0].mapping->ipv6 == v6("2001:db8:0:2::7"));
+  CHECK(c.pending_queries() == 0);
+  CHECK(only<CancelTimer>(a).size() == 1);  // nothing outstanding: no reply deadline
+}
+
+TEST_CASE("client heartbeat: flush, and an error status, are reported; the session goes on",
+          "[tsp][client][heartbeat]") {
+  auto c = authenticated_tep();
+  c.handle(SubmitHeartbeat{1});
+  c.handle(SubmitHeartbeat{2});
+  auto a = feed(c, kFlushAnswer + "Content-length: 27\r\n300 Authentication failed\r\n");
+  CHECK(only<HeartbeatReply>(a) ==
+        std::vector{HeartbeatReply{1, StatusLine{200, "Success"}, 600, {}, true},
+                    HeartbeatReply{2, StatusLine{300, "Authentication failed"}, 0, {}, false}});
+  CHECK_FALSE(has<SessionFailed>(a));
+  CHECK(c.state() == ClientState::Authenticated);
+}
+
+TEST_CASE("client heartbeat: a 200 without a valid heartbeat element fails the session",
+          "[tsp][client][heartbeat]") {
+  const Address withdrawn{v4("198.51.100.7"), std::nullopt};
+  const std::pair<const char*, std::string> cases[] = {
+      {"no XML", "Content-length: 13\r\n200 Success\r\n"},
+      {"a query answer", kAnswer},
+      {"no lifetime",
+       reply_message("200 Success", make_tunnel(TunnelAction::Heartbeat, TunnelType::V4V6))},
+      {"no type",
+       reply_message("200 Success", make_tunnel(TunnelAction::Heartbeat, std::nullopt, 30))},
+      {"an IPv6 address", heartbeat_with({Address{v6("::1"), std::nullopt}})},
+      {"more than kMaxWithdrawnPerHeartbeat",
+       heartbeat_with(std::vector(kMaxWithdrawnPerHeartbeat + 1, withdrawn))},
+  };
+  for (const auto& [name, reply] : cases) {
+    INFO(name);
+    auto c = authenticated_tep();
+    c.handle(SubmitHeartbeat{1});
+    const auto a = feed(c, reply);
+    REQUIRE(only<SessionFailed>(a).size() == 1);
+    CHECK(only<SessionFailed>(a)[0].reason == Errc::BadTunnel);
+    CHECK(only<SessionFailed>(a)[0].status->code == 200);
+    CHECK(only<HeartbeatReply>(a).empty());
+    CHECK(has<Close>(a));
+  }
+  // A heartbeat answer where a query answer is due is out of step as well.
+  auto c = authenticated_tep();
+  c.handle(SubmitQuery{1, v4("198.51.100.7")});
+  CHECK(only<SessionFailed>(feed(c, kHeartbeatAnswer))[0].reason == Errc::BadTunnel);
+}
+
+TEST_CASE("client heartbeat: outside a query session it is answered locally",
+          "[tsp][client][heartbeat]") {
+  ClientSession c{dstm_client(Transport::Tcp, {Mechanism::Anonymous})};
+  c.handle(Start{});
+  feed(c, "CAPABILITY TUNNEL=V4V6 AUTH=ANONYMOUS\r\n");
+  feed(c, "200 Success\r\n");
+  const auto a = c.handle(SubmitHeartbeat{3});
+  CHECK(sent(a).empty());
+  CHECK(only<HeartbeatReply>(a) ==
+        std::vector{HeartbeatReply{3, StatusLine{500, "Invalid request"}, 0, {}, false}});
+}
+
+TEST_CASE("client and server: heartbeats and queries in one session, TCP and UDP",
+          "[tsp][client][server][heartbeat]") {
+  for (auto transport : {Transport::Tcp, Transport::Udp}) {
+    INFO((transport == Transport::Tcp ? "tcp" : "udp"));
+    Loop loop{tep_client(transport), draft_config(), v6("2001:db8:0:1::2")};
+    loop.mappings[v4("198.51.100.7").to_uint()] =
+        Mapping{v4("198.51.100.7"), v6("2001:db8:0:2::7"), 1440};
+    loop.withdrawn = {v4("198.51.100.9")};
+    loop.client_event(SubmitHeartbeat{1});  // before Start: waits for authentication
+    loop.start();
+    std::vector<ClientAction> burst;
+    for (const ClientEvent& e :
+         {ClientEvent{SubmitQuery{2, v4("198.51.100.7")}}, ClientEvent{SubmitHeartbeat{3}},
+          ClientEvent{SubmitQuery{4, v4("198.51.100.8")}}}) {
+      const auto a = loop.client.handle(e);
+      burst.insert(burst.end(), a.begin(), a.end());
+    }
+    loop.on_client(burst);
+    loop.run();
+    const auto beats = only<HeartbeatReply>(loop.client_log);
+    const auto answers = only<QueryAnswered>(loop.client_log);
+    REQUIRE(beats.size() == 2);
+    REQUIRE(answers.size() == 2);
+    CHECK(beats[0] ==
+          HeartbeatReply{1, StatusLine{200, "Success"}, 30, {v4("198.51.100.9")}, false});
+    CHECK(beats[1].query_id == 3);
+    CHECK(answers[0].mapping->ipv6 == v6("2001:db8:0:2::7"));
+    CHECK(answers[1].status.code == 501);
+    CHECK_FALSE(has<SessionFailed>(loop.client_log));
+    CHECK(loop.client.pending_queries() == 0);
+    CHECK(loop.server.state() == ServerState::Authenticated);
+  }
+}
+
+TEST_CASE("client window: at most max_in_flight unanswered, the rest sent as answers arrive",
+          "[tsp][client][window]") {
+  auto config = tep_client();
+  config.max_in_flight = 3;
+  auto c = authenticated_tep(config);
+  std::vector<std::string> requests;
+  for (std::uint64_t id = 1; id <= 5; ++id) {
+    const auto a =
+        id % 2 == 0 ? c.handle(SubmitHeartbeat{id}) : c.handle(SubmitQuery{id, v4("198.51.100.1")});
+    for (auto& s : sent(a)) requests.push_back(s);
+  }
+  CHECK(requests.size() == 3);
+  CHECK(c.in_flight() == 3);
+  CHECK(c.pending_queries() == 5);
+
+  // Each answer lets one more out, in submission order.
+  auto a = feed(c, not_leased());
+  CHECK(only<QueryAnswered>(a).size() == 1);
+  CHECK(sent(a) == std::vector{kHeartbeat});  // request 4
+  CHECK(c.in_flight() == 3);
+  CHECK(has<ArmTimer>(a));
+  a = feed(c, kFlushAnswer + not_leased());
+  CHECK(sent(a).size() == 1);  // request 5; nothing is left to send after it
+  CHECK(c.in_flight() == 2);
+  CHECK(c.pending_queries() == 2);
+  a = feed(c, kFlushAnswer + not_leased());
+  CHECK(sent(a).empty());
+  CHECK(only<HeartbeatReply>(a).size() == 1);
+  CHECK(only<QueryAnswered>(a)[0].query_id == 5);
+  CHECK(c.pending_queries() == 0);
+  CHECK(only<CancelTimer>(a).size() == 1);
+}
+
+TEST_CASE("client window: requests waiting for authentication respect it too",
+          "[tsp][client][window]") {
+  ClientSession c{tep_client()};
+  c.handle(Start{});
+  for (std::uint64_t id = 1; id <= 70; ++id) c.handle(SubmitQuery{id, v4("198.51.100.1")});
+  feed(c, "CAPABILITY TUNNEL=V4V6 AUTH=ANONYMOUS\r\n");
+  const auto a = feed(c, "OK Authentication successful\r\n");
+  CHECK(sent(a).size() == 64);  // ClientConfig::max_in_flight's default
+  CHECK(c.in_flight() == 64);
+  CHECK(c.pending_queries() == 70);
+}
+
+TEST_CASE("client and server: a burst larger than the server's buffer passes through the window",
+          "[tsp][client][server][window]") {
+  // 400 requests are ~80 KiB: more than the server's max_buffered (64 KiB) if sent at once.
+  Loop loop{tep_client(), draft_config(), v6("2001:db8:0:1::2")};
+  loop.start();
+  std::vector<ClientAction> burst;
+  for (std::uint64_t id = 1; id <= 400; ++id) {
+    const auto a = id % 4 == 0 ? loop.client.handle(SubmitHeartbeat{id})
+                               : loop.client.handle(SubmitQuery{id, v4("198.51.100.1")});
+    burst.insert(burst.end(), a.begin(), a.end());
+  }
+  loop.on_client(burst);
+  loop.run();
+  CHECK_FALSE(has<SessionFailed>(loop.client_log));
+  CHECK(loop.max_in_flight == 64);
+  std::vector<std::uint64_t> ids;
+  for (const auto& a : loop.client_log) {
+    if (const auto* q = std::get_if<QueryAnswered>(&a)) ids.push_back(q->query_id);
+    if (const auto* h = std::get_if<HeartbeatReply>(&a)) ids.push_back(h->query_id);
+  }
+  REQUIRE(ids.size() == 400);
+  CHECK(std::is_sorted(ids.begin(), ids.end()));
+  CHECK(loop.server.state() == ServerState::Authenticated);
 }

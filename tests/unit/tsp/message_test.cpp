@@ -116,6 +116,47 @@ TEST_CASE("message: the draft's query and answer (tsp-wire.md 13.5)", "[tsp][mes
   CHECK(parse_reply(kAnswer).value() == Reply{StatusLine{200, "OK"}, a});
 }
 
+TEST_CASE("message: the heartbeat request and answer (extension) round-trip", "[tsp][message]") {
+  const Tunnel request = make_tunnel(TunnelAction::Heartbeat, TunnelType::V4V6);
+  CHECK(request_message(request) ==
+        "Content-length: 50\r\n<tunnel action=\"heartbeat\" type=\"v4v6\"></tunnel>\r\n");
+  CHECK(parse_request("<tunnel action=\"heartbeat\" type=\"v4v6\"/>\r\n").value() == request);
+
+  Tunnel answer = make_tunnel(TunnelAction::Heartbeat, TunnelType::V4V6, 30);
+  answer.flush = true;
+  answer.server = Endpoint{};
+  answer.server->addresses = {a4("198.51.100.7"), a4("198.51.100.8")};
+  const std::string content =
+      "200 Success\r\n<tunnel action=\"heartbeat\" type=\"v4v6\" lifetime=\"30\" "
+      "flush=\"yes\"><server><address type=\"ipv4\">198.51.100.7</address><address "
+      "type=\"ipv4\">198.51.100.8</address></server></tunnel>\r\n";
+  CHECK(reply_message("200 Success", answer) ==
+        "Content-length: " + std::to_string(content.size()) + "\r\n" + content);
+  CHECK(parse_reply(content).value() == Reply{StatusLine{200, "Success"}, answer});
+
+  // flush="no" is read (and written back) as false; absent is nullopt. Case-insensitive.
+  CHECK(parse_tunnel("<tunnel action=\"heartbeat\" flush=\"no\"/>").value().flush == false);
+  CHECK(parse_tunnel("<tunnel action=\"heartbeat\" flush=\"YES\"/>").value().flush == true);
+  CHECK_FALSE(parse_tunnel("<tunnel action=\"heartbeat\"/>").value().flush);
+  answer.flush = false;
+  CHECK(write_tunnel(answer).find(" flush=\"no\">") != std::string::npos);
+}
+
+TEST_CASE("message: a full heartbeat answer fits the reader's and the framer's limits",
+          "[tsp][message]") {
+  // The longest IPv4 text in every slot: the worst case the server writes.
+  Tunnel answer = make_tunnel(TunnelAction::Heartbeat, TunnelType::V4V6, 4294967295u);
+  answer.flush = true;
+  answer.server = Endpoint{};
+  for (std::size_t i = 0; i < kMaxWithdrawnPerHeartbeat; ++i)
+    answer.server->addresses.push_back(a4("255.255.255.255"));
+  const auto framed = reply_message("200 Success", answer);
+  const auto content = framed.substr(framed.find('\n') + 1);
+  CHECK(content.size() <= FramerLimits{}.max_body);
+  CHECK(content.size() <= XmlLimits{}.max_bytes);
+  CHECK(parse_reply(content).value().tunnel == answer);
+}
+
 TEST_CASE("message: draft-style input with wrapped address text is trimmed", "[tsp][message]") {
   const std::string wrapped =
       "<tunnel action=\"info\" type=\"v4v6\" lifetime=\"1440\">\n  <server>\n     <address "
@@ -222,6 +263,7 @@ TEST_CASE("message: invalid messages get the error that selects their status", "
       {"bad lifetime", "<tunnel action=\"info\" lifetime=\"-1\"/>", Errc::BadTunnel},
       {"huge lifetime", "<tunnel action=\"info\" lifetime=\"4294967296\"/>", Errc::BadTunnel},
       {"bad proxy", "<tunnel action=\"info\" proxy=\"maybe\"/>", Errc::BadTunnel},
+      {"bad flush", "<tunnel action=\"heartbeat\" flush=\"1\"/>", Errc::BadTunnel},
       {"two clients", "<tunnel action=\"info\"><client/><client/></tunnel>", Errc::BadTunnel},
       {"address type",
        "<tunnel action=\"info\"><client><address type=\"ipx\">1</address></client></tunnel>",

@@ -133,9 +133,12 @@ TEST_CASE("names: tunnel types, actions and mechanisms", "[tsp][protocol]") {
   CHECK_FALSE(parse_tunnel_type("dslite"));
   CHECK(tunnel_capability_name(TunnelType::V6UdpV4) == "V6UDPV4");
   CHECK_FALSE(tunnel_capability_name(TunnelType::V6AnyV4));
-  for (auto a : {TunnelAction::Create, TunnelAction::Info, TunnelAction::Accept,
-                 TunnelAction::Reject, TunnelAction::Delete, TunnelAction::Query})
+  for (auto a :
+       {TunnelAction::Create, TunnelAction::Info, TunnelAction::Accept, TunnelAction::Reject,
+        TunnelAction::Delete, TunnelAction::Query, TunnelAction::Heartbeat})
     CHECK(parse_tunnel_action(tunnel_action_name(a)) == a);
+  CHECK(tunnel_action_name(TunnelAction::Heartbeat) == "heartbeat");
+  CHECK(parse_tunnel_action("HeartBeat") == TunnelAction::Heartbeat);
   CHECK(parse_mechanism("Digest-MD5") == Mechanism::DigestMd5);
   CHECK_FALSE(parse_mechanism("PASSDSS-3DES-1"));
 }

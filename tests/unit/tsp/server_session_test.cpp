@@ -386,9 +386,18 @@ TEST_CASE("server policy: a v4v6 create must come from the client's own IPv6", "
   CHECK(sent(a) == std::vector<std::string>{"Content-length: 26\r\n502 Invalid IPv6 address\r\n"});
   CHECK(only<AllocateLease>(a).empty());
   CHECK(h.session.state() == ServerState::Authenticated);
-  // Over IPv4 the source cannot match.
+  // Over IPv4 the source cannot match: an anonymous client is refused, an authenticated user
+  // may name its IPv6 (the lease is bound to the user).
   auto g = authenticated_tcp(dstm_config(), v4("192.0.2.5"));
   CHECK(sent(g.tcp(kCreateV4v6))[0].find("502") != std::string::npos);
+  ServerHarness user{dstm_config(), Transport::Tcp, v4("192.0.2.5")};
+  user.tcp("VERSION=2.0.2\r\n");
+  user.tcp(kAuthPlain + kPlainCredentials);
+  REQUIRE(user.session.state() == ServerState::Authenticated);
+  const auto granted = only<AllocateLease>(user.tcp(kCreateV4v6));
+  REQUIRE(granted.size() == 1);
+  CHECK(granted[0].client_ipv6 == v6("::1"));
+  CHECK(granted[0].identity.user == "alice");
   // Without the policy the request's address is taken; without an address, the source.
   auto c = dstm_config();
   c.require_source_address = false;
@@ -583,4 +592,193 @@ TEST_CASE("server: step() is the same transition as a pure function", "[tsp][ser
   CHECK(sent(actions) == std::vector{kCapability});
   CHECK(next.state() == ServerState::AwaitAuthenticate);
   CHECK(h.session.state() == ServerState::AwaitVersion);  // the input value is unchanged
+}
+
+// ---- TEP heartbeats (extension, docs/tsp.md) ----
+
+namespace {
+
+const std::string kHeartbeat =
+    "Content-length: 50\r\n<tunnel action=\"heartbeat\" type=\"v4v6\"></tunnel>\r\n";
+const std::string kHeartbeatAnswer =
+    "Content-length: 180\r\n200 Success\r\n<tunnel action=\"heartbeat\" type=\"v4v6\" "
+    "lifetime=\"30\"><server><address type=\"ipv4\">198.51.100.7</address><address "
+    "type=\"ipv4\">198.51.100.8</address></server></tunnel>\r\n";
+const std::string kFlushAnswer =
+    "Content-length: 90\r\n200 Success\r\n<tunnel action=\"heartbeat\" type=\"v4v6\" "
+    "lifetime=\"600\" flush=\"yes\"></tunnel>\r\n";
+
+HeartbeatAnswered withdrawn_two(std::uint64_t id) {
+  return HeartbeatAnswered{
+      id, Status::Success, 30, {v4("198.51.100.7"), v4("198.51.100.8")}, false};
+}
+
+}  // namespace
+
+TEST_CASE("server heartbeat: the daemon's answer becomes interval, withdrawn list and flush",
+          "[tsp][server][heartbeat]") {
+  ServerHarness h{dstm_config(), Transport::Tcp, v6("2001:db8:0:1::2")};
+  h.tcp("VERSION=2.0.2\r\n");
+  h.tcp(kAuthPlain + kPlainCredentials);
+  auto a = h.tcp(kHeartbeat);
+  CHECK(sent(a).empty());
+  CHECK(only<Heartbeat>(a) == std::vector{Heartbeat{1, Identity{Mechanism::Plain, "alice"}}});
+  const auto timers = only<ArmTimer>(a);
+  REQUIRE(timers.size() == 1);
+  CHECK(timers[0].after == std::chrono::seconds{10});  // the backend deadline
+  CHECK(h.session.pending_queries() == 1);
+
+  a = h.event(withdrawn_two(1));
+  CHECK(sent(a) == std::vector{kHeartbeatAnswer});
+  CHECK(only<ArmTimer>(a)[0].after == std::chrono::seconds{300});  // query_idle
+  CHECK(h.session.state() == ServerState::Authenticated);
+  CHECK(h.session.pending_queries() == 0);
+
+  // flush without a list: no <server> element.
+  CHECK(only<Heartbeat>(h.tcp(kHeartbeat))[0].query_id == 2);
+  CHECK(sent(h.event(HeartbeatAnswered{2, Status::Success, 600, {}, true})) ==
+        std::vector{kFlushAnswer});
+  // Stale and duplicate answers are ignored.
+  CHECK(h.event(HeartbeatAnswered{2, Status::Success, 600, {}, true}).empty());
+}
+
+TEST_CASE("server heartbeat: another status is the status line alone; the session goes on",
+          "[tsp][server][heartbeat]") {
+  auto h = authenticated_tcp(draft_config(), v6("2001:db8:0:1::2"), "1.0");
+  h.tcp(kHeartbeat);
+  auto a = h.event(HeartbeatAnswered{1, Status::AuthenticationFailed, 30, {v4("192.0.2.1")}, true});
+  CHECK(sent(a) == std::vector<std::string>{"Content-length: 27\r\n300 Authentication failed\r\n"});
+  CHECK_FALSE(has<Close>(a));
+  CHECK(h.session.state() == ServerState::Authenticated);
+}
+
+TEST_CASE("server heartbeat: pipelined with queries, answered in request order",
+          "[tsp][server][heartbeat][query]") {
+  auto h = authenticated_tcp(draft_config(), v6("2001:db8:0:1::2"), "1.0");
+  auto a = h.tcp(query_for("198.51.100.1") + kHeartbeat + query_for("198.51.100.2") + kHeartbeat);
+  CHECK(sent(a).empty());
+  const auto lookups = only<LookupMapping>(a);
+  const auto beats = only<Heartbeat>(a);
+  REQUIRE(lookups.size() == 2);
+  REQUIRE(beats.size() == 2);
+  CHECK(lookups[0].query_id == 1);
+  CHECK(beats[0].query_id == 2);
+  CHECK(lookups[1].query_id == 3);
+  CHECK(beats[1].query_id == 4);
+  CHECK(h.session.pending_queries() == 4);
+
+  // Answers for the wrong kind of request are ignored.
+  CHECK(h.event(MappingNotFound{2, Status::InvalidIpv4Address}).empty());
+  CHECK(h.event(withdrawn_two(1)).empty());
+
+  // The daemon answers backwards: nothing leaves until the first is answered.
+  CHECK(sent(h.event(HeartbeatAnswered{4, Status::Success, 600, {}, true})).empty());
+  CHECK(sent(h.event(MappingFound{3, Mapping{v4("198.51.100.2"), v6("2001:db8::2"), 60}})).empty());
+  CHECK(sent(h.event(withdrawn_two(2))).empty());
+  const auto out = sent(h.event(MappingNotFound{1, Status::InvalidIpv4Address}));
+  REQUIRE(out.size() == 4);
+  CHECK(out[0] == "Content-length: 26\r\n501 Invalid IPv4 address\r\n");
+  CHECK(out[1] == kHeartbeatAnswer);
+  CHECK(out[2].find("2001:db8::2") != std::string::npos);
+  CHECK(out[3] == kFlushAnswer);
+  CHECK(h.session.pending_queries() == 0);
+}
+
+TEST_CASE("server heartbeat: an unsupported type gets 303 in order, like a query",
+          "[tsp][server][heartbeat]") {
+  auto h = authenticated_tcp(draft_config(), v6("2001:db8:0:1::2"), "1.0");
+  auto a =
+      h.tcp(kHeartbeat + request_message(make_tunnel(TunnelAction::Heartbeat, TunnelType::V6V4)) +
+            frame_message("<tunnel action=\"heartbeat\" type=\"dslite\"/>\r\n") +
+            request_message(make_tunnel(TunnelAction::Heartbeat)));  // no type: v4v6
+  CHECK(sent(a).empty());
+  CHECK(only<Heartbeat>(a).size() == 2);
+  CHECK(sent(h.event(HeartbeatAnswered{1, Status::Success, 600, {}, true})) ==
+        std::vector<std::string>{kFlushAnswer,
+                                 "Content-length: 29\r\n303 Unsupported tunnel type\r\n",
+                                 "Content-length: 29\r\n303 Unsupported tunnel type\r\n"});
+  CHECK(sent(h.event(HeartbeatAnswered{4, Status::Success, 600, {}, true})) ==
+        std::vector{kFlushAnswer});
+  // Without anything outstanding a wrong type is answered at once.
+  CHECK(sent(h.tcp(request_message(make_tunnel(TunnelAction::Heartbeat, TunnelType::V6V4)))) ==
+        std::vector<std::string>{"Content-length: 29\r\n303 Unsupported tunnel type\r\n"});
+  CHECK(h.session.state() == ServerState::Authenticated);
+}
+
+TEST_CASE("server heartbeat: only in the Authenticated state", "[tsp][server][heartbeat]") {
+  // Before authentication: a command, 500 and close (as a query).
+  ServerHarness early{draft_config(), Transport::Tcp, v6("2001:db8:0:1::2")};
+  early.tcp("VERSION=1.0\r\n");
+  auto a = early.tcp(kHeartbeat);
+  CHECK(sent(a) == std::vector<std::string>{"500 Invalid request\r\n"});
+  CHECK(only<Close>(a)[0].reason == make_error_code(Errc::UnexpectedMessage));
+  CHECK(only<Heartbeat>(a).empty());
+  // With an open offer: 500, the session goes on.
+  auto offer = authenticated_tcp(dstm_config(), v6("::1"));
+  offer.tcp(kCreateV4v6);
+  offer.event(LeaseAllocated{dstm_offer()});
+  a = offer.tcp(kHeartbeat);
+  CHECK(sent(a) == std::vector<std::string>{"Content-length: 21\r\n500 Invalid request\r\n"});
+  CHECK(only<Heartbeat>(a).empty());
+  CHECK(offer.session.state() == ServerState::AwaitAccept);
+}
+
+TEST_CASE("server heartbeat: backend deadline answers 310 and closes", "[tsp][server][heartbeat]") {
+  auto h = authenticated_tcp(draft_config(), v6("2001:db8:0:1::2"), "1.0");
+  auto a = h.tcp(kHeartbeat + kQuery);
+  auto t = h.expire(a, TimerKind::Phase);
+  CHECK(sent(t) == std::vector<std::string>{"Content-length: 23\r\n310 Server side error\r\n",
+                                            "Content-length: 23\r\n310 Server side error\r\n"});
+  CHECK(only<Close>(t) == std::vector{Close{make_error_code(Errc::Timeout), Duration{0}}});
+  CHECK(h.event(withdrawn_two(1)).empty());  // late
+}
+
+TEST_CASE("server heartbeat: heartbeats count toward max_pending_queries",
+          "[tsp][server][heartbeat]") {
+  auto c = draft_config();
+  c.limits.max_pending_queries = 2;
+  auto h = authenticated_tcp(c, v6("2001:db8:0:1::2"), "1.0");
+  auto a = h.tcp(kHeartbeat + query_for("198.51.100.1") + kHeartbeat);
+  CHECK(only<Heartbeat>(a).size() == 1);
+  CHECK(only<LookupMapping>(a).size() == 1);
+  a = h.event(HeartbeatAnswered{1, Status::Success, 600, {}, true});
+  CHECK(sent(a) == std::vector{kFlushAnswer});
+  CHECK(only<Heartbeat>(a) == std::vector{Heartbeat{3, Identity{Mechanism::Anonymous, ""}}});
+}
+
+TEST_CASE("server heartbeat: over UDP the datagram is answered when the daemon has",
+          "[tsp][server][heartbeat][udp]") {
+  ServerHarness h{draft_config(), Transport::Udp, v6("2001:db8:0:1::2")};
+  h.udp(0xf00000f0, 1, "VERSION=1.0\r\n");
+  h.udp(0xf00000f1, 2, "AUTHENTICATE ANONYMOUS\r\n");
+  auto a = h.udp(0xf00000f2, 3, kHeartbeat);
+  CHECK(only<Send>(a).empty());
+  CHECK(only<Heartbeat>(a).size() == 1);
+  CHECK(h.udp(0xf00000f2, 4, kHeartbeat).empty());  // a retransmission while busy
+  a = h.event(withdrawn_two(1));
+  CHECK(sent_datagrams(a) == std::vector{SentDatagram{UdpHeader{0xf00000f2, 3}, kHeartbeatAnswer}});
+  // A retransmission now gets the cached answer and no second Heartbeat.
+  a = h.udp(0xf00000f2, 5, kHeartbeat);
+  CHECK(sent_datagrams(a) == std::vector{SentDatagram{UdpHeader{0xf00000f2, 5}, kHeartbeatAnswer}});
+  CHECK(only<Heartbeat>(a).empty());
+}
+
+TEST_CASE("server heartbeat: a full withdrawn list is written; more is a daemon bug",
+          "[tsp][server][heartbeat]") {
+  auto h = authenticated_tcp(draft_config(), v6("2001:db8:0:1::2"), "1.0");
+  h.tcp(kHeartbeat);
+  const std::vector<core::Ipv4Address> full(kMaxWithdrawnPerHeartbeat, v4("203.0.113.9"));
+  const auto out = sent(h.event(HeartbeatAnswered{1, Status::Success, 60, full, false}));
+  REQUIRE(out.size() == 1);
+  const auto reply = parse_reply(out[0].substr(out[0].find('\n') + 1)).value();
+  REQUIRE(reply.tunnel->server);
+  CHECK(reply.tunnel->server->addresses.size() == kMaxWithdrawnPerHeartbeat);
+  CHECK_FALSE(reply.tunnel->flush);
+#ifdef NDEBUG
+  // Asserted in debug builds; otherwise the answer degrades to a flush, which is still correct.
+  h.tcp(kHeartbeat);
+  const std::vector<core::Ipv4Address> over(kMaxWithdrawnPerHeartbeat + 1, v4("203.0.113.9"));
+  CHECK(sent(h.event(HeartbeatAnswered{2, Status::Success, 600, over, false})) ==
+        std::vector{kFlushAnswer});
+#endif
 }

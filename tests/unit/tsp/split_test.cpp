@@ -102,6 +102,79 @@ std::vector<std::string> consume(const std::vector<std::string_view>& chunks) {
   return out;
 }
 
+// A TEP query session with heartbeats (TCP): the client side, then the server side.
+const std::string kHeartbeat =
+    "Content-length: 50\r\n<tunnel action=\"heartbeat\" type=\"v4v6\"></tunnel>\r\n";
+const std::string kTepClientStream = "VERSION=1.0\r\nAUTHENTICATE ANONYMOUS\r\n" + kQuery +
+                                     kHeartbeat + kQuery + kHeartbeat + kHeartbeat;
+const std::string kTepServerStream =
+    "CAPABILITY TUNNEL=V4V6 AUTH=ANONYMOUS\r\nOK Authentication successful\r\n" + kAnswer +
+    "Content-length: 180\r\n200 Success\r\n<tunnel action=\"heartbeat\" type=\"v4v6\" "
+    "lifetime=\"30\"><server><address type=\"ipv4\">198.51.100.7</address><address "
+    "type=\"ipv4\">198.51.100.8</address></server></tunnel>\r\n"
+    "Content-length: 26\r\n501 Invalid IPv4 address\r\n"
+    "Content-length: 27\r\n300 Authentication failed\r\n";
+
+// Feeds the chunks to a TCP TEP server session whose daemon answers at once: the first lookup
+// finds a mapping, later ones do not; heartbeats withdraw two mappings.
+std::vector<std::string> serve_tep(const std::vector<std::string_view>& chunks) {
+  ServerHarness h{draft_config(), Transport::Tcp, v6("2001:db8:0:1::2")};
+  std::vector<std::string> replies;
+  bool found = false;
+  std::function<void(const std::vector<ServerAction>&)> handle = [&](const auto& actions) {
+    for (const auto& a : actions) {
+      if (const auto* s = std::get_if<Send>(&a)) replies.push_back(text(s->bytes));
+      if (const auto* l = std::get_if<LookupMapping>(&a)) {
+        if (found) {
+          handle(h.event(MappingNotFound{l->query_id, Status::InvalidIpv4Address}));
+        } else {
+          found = true;
+          handle(h.event(MappingFound{l->query_id, Mapping{l->ipv4, v6("2001:db8:0:2::7"), 1440}}));
+        }
+      }
+      if (const auto* b = std::get_if<Heartbeat>(&a))
+        handle(h.event(HeartbeatAnswered{
+            b->query_id, Status::Success, 30, {v4("198.51.100.7"), v4("198.51.100.8")}, false}));
+    }
+  };
+  for (auto c : chunks) handle(h.tcp(c));
+  CHECK(h.session.state() == ServerState::Authenticated);
+  CHECK(h.session.pending_queries() == 0);
+  return replies;
+}
+
+// Feeds the chunks to a TEP client with a query, a heartbeat, a query and a heartbeat submitted
+// up front; what it sends and reports.
+std::vector<std::string> consume_tep(const std::vector<std::string_view>& chunks) {
+  ClientConfig cc;
+  cc.version = kVersion1_0;
+  cc.mechanisms = {Mechanism::Anonymous};
+  cc.random = counting_random({1});
+  cc.tep_ipv4 = v4("192.0.2.2");
+  cc.tep_ipv6 = v6("2001:db8:0:1::2");
+  cc.max_in_flight = 2;
+  ClientSession c{cc};
+  std::vector<std::string> out = sent(c.handle(Start{}));
+  c.handle(SubmitQuery{1, v4("198.51.100.7")});
+  c.handle(SubmitHeartbeat{2});
+  c.handle(SubmitQuery{3, v4("198.51.100.7")});
+  c.handle(SubmitHeartbeat{4});
+  for (auto chunk : chunks) {
+    for (const auto& a : c.handle(BytesReceived{core::as_bytes(chunk)})) {
+      if (const auto* s = std::get_if<Send>(&a)) out.push_back(text(s->bytes));
+      if (const auto* q = std::get_if<QueryAnswered>(&a))
+        out.push_back("<query " + std::to_string(q->query_id) + " " +
+                      std::to_string(q->status.code) + ">");
+      if (const auto* h = std::get_if<HeartbeatReply>(&a))
+        out.push_back("<heartbeat " + std::to_string(h->query_id) + " " +
+                      std::to_string(h->status.code) + " " + std::to_string(h->withdrawn.size()) +
+                      ">");
+      if (std::holds_alternative<SessionFailed>(a)) out.push_back("<failed>");
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("split: the server framer cuts the same frames at every offset", "[tsp][split]") {
@@ -152,5 +225,32 @@ TEST_CASE("split: the client session acts the same at every offset", "[tsp][spli
   for (std::size_t i = 0; i <= all.size(); ++i) {
     INFO(i);
     CHECK(consume({all.substr(0, i), all.substr(i)}) == whole);
+  }
+}
+
+TEST_CASE("split: a TEP session with queries and heartbeats is served the same at every offset",
+          "[tsp][split][heartbeat]") {
+  const std::string_view all = kTepClientStream;
+  const auto whole = serve_tep({all});
+  REQUIRE(whole.size() == 7);  // CAPABILITY, OK, five answers
+  CHECK(whole[2] == kAnswer);
+  CHECK(whole[3].find("action=\"heartbeat\"") != std::string::npos);
+  for (std::size_t i = 0; i <= all.size(); ++i) {
+    INFO(i);
+    CHECK(serve_tep({all.substr(0, i), all.substr(i)}) == whole);
+  }
+}
+
+TEST_CASE("split: a TEP client reads queries and heartbeats the same at every offset",
+          "[tsp][split][heartbeat]") {
+  const std::string_view all = kTepServerStream;
+  const auto whole = consume_tep({all});
+  CHECK(whole == std::vector<std::string>{"VERSION=1.0\r\n", "AUTHENTICATE ANONYMOUS\r\n", kQuery,
+                                          kHeartbeat, "<query 1 200>", kQuery,
+                                          "<heartbeat 2 200 2>", kHeartbeat, "<query 3 501>",
+                                          "<heartbeat 4 300 0>"});
+  for (std::size_t i = 0; i <= all.size(); ++i) {
+    INFO(i);
+    CHECK(consume_tep({all.substr(0, i), all.substr(i)}) == whole);
   }
 }

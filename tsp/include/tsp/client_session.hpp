@@ -3,7 +3,11 @@
 //
 //   Start --VERSION--> AwaitCapability --AUTHENTICATE--> (SASL) --> Authenticated
 //   Authenticated --create--> AwaitOffer --accept--> Established   (1.0.x: no accept)
-//   Authenticated --query...--> answers in order (QueryAnswered)
+//   Authenticated --query/heartbeat...--> answers in order (QueryAnswered, HeartbeatReply)
+//
+// Queries and heartbeats are pipelined: at most ClientConfig::max_in_flight are sent and
+// unanswered at a time (the server reads no further than its max_pending_queries, 64); the rest
+// wait in the session and go out as answers come back.
 //
 // Over UDP every datagram waits for the reply with its sequence number; the session retransmits
 // on the Retransmit timer (RTO from 2 s doubling to 30 s; 3 tries before any reply was heard,
@@ -12,6 +16,7 @@
 // 2.0.0 -> 1.0.1) is a new session with an older version, decided by the daemon.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -54,6 +59,9 @@ struct ClientConfig {
   // Query sessions: the querying TEP's own addresses, sent as <client>.
   std::optional<core::Ipv4Address> tep_ipv4;
   std::optional<core::Ipv6Address> tep_ipv6;
+  // Query sessions: the most queries and heartbeats sent and not yet answered (at least 1,
+  // asserted). Keep it at or below the server's ServerLimits::max_pending_queries (64).
+  std::size_t max_in_flight = 64;
   FramerLimits framer{};
   XmlLimits xml{};
   ClientDeadlines deadlines{};
@@ -78,6 +86,19 @@ struct QueryAnswered {
   StatusLine status;
   bool operator==(const QueryAnswered&) const = default;
 };
+// The answer to SubmitHeartbeat (extension, docs/tsp.md). On 200: interval is the heartbeat
+// interval the server wants (seconds), withdrawn the IPv4 mappings to drop from the TEP's cache (at
+// most kMaxWithdrawnPerHeartbeat), flush whether to drop every cached mapping. Another status
+// (e.g. 300: not a TEP) leaves them empty. A 200 without a valid heartbeat element fails the
+// session (BadTunnel).
+struct HeartbeatReply {
+  std::uint64_t query_id = 0;
+  StatusLine status;
+  std::uint32_t interval = 0;
+  std::vector<core::Ipv4Address> withdrawn;
+  bool flush = false;
+  bool operator==(const HeartbeatReply&) const = default;
+};
 struct Redirected {
   StatusLine status;
   std::vector<Address> brokers;
@@ -96,20 +117,26 @@ struct Deleted {
 
 using ClientAction =
     std::variant<Send, ArmTimer, CancelTimer, Close, Authenticated, TunnelEstablished,
-                 QueryAnswered, Redirected, SessionFailed, Deleted>;
+                 QueryAnswered, HeartbeatReply, Redirected, SessionFailed, Deleted>;
 
 // ---- events (beyond Start, BytesReceived, DatagramReceived, TimerExpired, PeerClosed) ----
 
-// Ask who holds ipv4. May be submitted before authentication ends (it waits). TCP pipelines.
+// Ask who holds ipv4. May be submitted before authentication ends (it waits). TCP pipelines,
+// within max_in_flight. Outside a query session it is answered locally with 500.
 struct SubmitQuery {
   std::uint64_t query_id = 0;
   core::Ipv4Address ipv4;
+};
+// Send a TEP heartbeat (extension, docs/tsp.md); answered by HeartbeatReply. Waits and pipelines
+// like SubmitQuery, in the same order.
+struct SubmitHeartbeat {
+  std::uint64_t query_id = 0;
 };
 // Release the tunnel: send delete (after authentication).
 struct RequestDelete {};
 
 using ClientEvent = std::variant<Start, BytesReceived, DatagramReceived, TimerExpired, SubmitQuery,
-                                 RequestDelete, PeerClosed>;
+                                 SubmitHeartbeat, RequestDelete, PeerClosed>;
 
 enum class ClientState {
   Idle,
@@ -133,10 +160,14 @@ class ClientSession {
   std::vector<ClientAction> handle(const ClientEvent& event);
 
   ClientState state() const noexcept { return state_; }
+  // Queries and heartbeats not yet answered: waiting to be sent, or in flight.
   std::size_t pending_queries() const noexcept { return queries_.size() + queued_.size(); }
+  // Those sent and not yet answered (at most max_in_flight).
+  std::size_t in_flight() const noexcept { return queries_.size(); }
 
  private:
   using Actions = std::vector<ClientAction>;
+  using Request = std::variant<SubmitQuery, SubmitHeartbeat>;
   struct Outstanding {
     UdpHeader header;
     std::vector<std::byte> datagram;
@@ -148,7 +179,7 @@ class ClientSession {
   void on_bytes(Actions& out, core::Bytes data);
   void on_datagram(Actions& out, core::Bytes datagram);
   void on_timer(Actions& out, const TimerExpired& t);
-  void on_query(Actions& out, const SubmitQuery& q);
+  void on_request(Actions& out, const Request& r);
   void on_delete(Actions& out);
 
   void drain(Actions& out);
@@ -162,7 +193,8 @@ class ClientSession {
 
   void send(Actions& out, std::string message);
   void transmit_next(Actions& out);
-  void send_query(Actions& out, const SubmitQuery& q);
+  void send_window(Actions& out);
+  void send_request(Actions& out, const Request& r);
   void fail(Actions& out, Errc reason, std::optional<StatusLine> status = std::nullopt);
   void close(Actions& out, boost::system::error_code reason);
   void arm_reply(Actions& out);
@@ -175,8 +207,8 @@ class ClientSession {
   std::uint64_t phase_generation_ = 0;
   std::uint64_t retransmit_generation_ = 0;
   std::optional<Tunnel> offer_;
-  std::deque<SubmitQuery> queued_;   // submitted before authentication
-  std::deque<SubmitQuery> queries_;  // sent, answer outstanding (in order)
+  std::deque<Request> queued_;   // submitted, not sent yet (before authentication, window full)
+  std::deque<Request> queries_;  // sent, answer outstanding (in order)
 
   // UDP
   std::uint32_t next_sequence_ = kGogocFirstSequence;

@@ -1,8 +1,8 @@
 // TSP tunnel messages: the XML of RFC 5572's DTD as plain structs, its reader and writer, and
 // Content-length message assembly (tsp-wire.md 3.1, 5, 8, 11, 13).
 //
-//   <tunnel action="create|info|accept|reject|delete|query" type="v6v4|v6udpv4|v6anyv4|v4v6"
-//           lifetime="S" proxy="yes|no" mtu="N">
+//   <tunnel action="create|info|accept|reject|delete|query|heartbeat"
+//           type="v6v4|v6udpv4|v6anyv4|v4v6" lifetime="S" proxy="yes|no" mtu="N" flush="yes|no">
 //     <server> endpoint </server> <client> endpoint </client> <broker> address* </broker>
 //   </tunnel>
 //   endpoint = address+ router? dns_server? keepalive? as?
@@ -12,8 +12,13 @@
 // trim addresses). The reader accepts whitespace between elements, trims address text (the draft
 // wraps it), ignores unknown elements and attributes, and rejects DOCTYPEs, non-UTF-8, NULs and
 // documents past its size and depth limits.
+//
+// Extension (docs/tsp.md, "TEP heartbeats"): action="heartbeat" and the flush attribute. A
+// heartbeat answer lists the IPv4 mappings withdrawn since the TEP's previous heartbeat as the
+// <server> endpoint's ipv4 addresses, at most kMaxWithdrawnPerHeartbeat of them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -83,11 +88,17 @@ struct Tunnel {
   std::optional<std::uint32_t> lifetime;  // seconds
   std::optional<bool> proxy;
   std::optional<std::uint32_t> mtu;
+  // Heartbeat answers only: flush="yes" tells the TEP to drop every cached mapping.
+  std::optional<bool> flush;
   std::optional<Endpoint> client;
   std::optional<Endpoint> server;
   std::vector<Address> brokers;
   bool operator==(const Tunnel&) const = default;
 };
+
+// The most withdrawn IPv4 mappings one heartbeat answer carries (docs/tsp.md). The server never
+// sends more; the client treats more as a malformed answer.
+inline constexpr std::size_t kMaxWithdrawnPerHeartbeat = 64;
 
 // A tunnel element with only these attributes set.
 Tunnel make_tunnel(TunnelAction action, std::optional<TunnelType> type = std::nullopt,

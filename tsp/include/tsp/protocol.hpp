@@ -64,7 +64,10 @@ std::optional<TunnelType> parse_tunnel_type(std::string_view s) noexcept;  // ca
 // CAPABILITY spelling: "V6V4", "V6UDPV4", "V4V6" (nullopt for v6anyv4 and "*").
 std::optional<std::string_view> tunnel_capability_name(TunnelType t) noexcept;
 
-enum class TunnelAction { Create, Info, Accept, Reject, Delete, Query };
+// Heartbeat is our extension for TEPs (docs/tsp.md, "TEP heartbeats"); the others are RFC 5572's
+// and draft-jaehwoon-dstm-multitep-02's.
+enum class TunnelAction { Create, Info, Accept, Reject, Delete, Query, Heartbeat };
+// XML spelling: "create", "info", "accept", "reject", "delete", "query", "heartbeat".
 std::string_view tunnel_action_name(TunnelAction a) noexcept;
 std::optional<TunnelAction> parse_tunnel_action(std::string_view s) noexcept;  // case-insensitive
 

@@ -7,6 +7,7 @@
 //   Authenticated --create--> AwaitLease --LeaseAllocated--> AwaitAccept --accept--> Established
 //                                                       (1.0.x: no accept step)  --^
 //   Authenticated --query--> LookupMapping ... answers in request order (pipelined, TCP)
+//   Authenticated --heartbeat--> Heartbeat ... in the same ordered answer queue as queries
 //
 // Policy decided here (docs/tsp.md): a v4v6 create must name the transport's source IPv6 as the
 // client address (502 otherwise); a prefix request from an anonymous user gets 522; v6anyv4 is
@@ -37,14 +38,15 @@ namespace tsp {
 struct ServerLimits {
   FramerLimits framer{};
   XmlLimits xml{};
-  std::size_t max_pending_queries = 64;  // unanswered pipelined queries; more input waits
-  unsigned max_auth_failures = 3;        // 300 replies before the session is closed
+  // Unanswered pipelined queries and heartbeats together; more input waits.
+  std::size_t max_pending_queries = 64;
+  unsigned max_auth_failures = 3;  // 300 replies before the session is closed
 };
 
 struct ServerDeadlines {
   Duration handshake{std::chrono::seconds{30}};    // connect to authenticated
   Duration command{std::chrono::seconds{60}};      // authenticated, no request yet
-  Duration backend{std::chrono::seconds{10}};      // waiting for LeaseAllocated / Mapping*
+  Duration backend{std::chrono::seconds{10}};      // waiting for the daemon's answer (any kind)
   Duration accept{std::chrono::seconds{30}};       // offer sent, no accept/reject yet
   Duration query_idle{std::chrono::seconds{300}};  // a query session with nothing outstanding
   Duration digest_pause{std::chrono::milliseconds{200}};  // TCP: rspauth, pause, 200 Success
@@ -125,8 +127,17 @@ struct LookupMapping {
   bool operator==(const LookupMapping&) const = default;
 };
 
+// A TEP heartbeat (extension, docs/tsp.md): note the TEP alive, collect the mappings withdrawn
+// since its previous heartbeat, then feed HeartbeatAnswered with the same query_id. query_id
+// shares the numbering of LookupMapping (one ordered answer queue).
+struct Heartbeat {
+  std::uint64_t query_id = 0;
+  Identity identity;  // the TEP, for the daemon's policy (not a TEP: answer 300)
+  bool operator==(const Heartbeat&) const = default;
+};
+
 using ServerAction = std::variant<Send, ArmTimer, CancelTimer, AllocateLease, ConfirmLease,
-                                  ReleaseLease, LookupMapping, Close>;
+                                  ReleaseLease, LookupMapping, Heartbeat, Close>;
 
 // ---- events ----
 
@@ -146,16 +157,29 @@ struct MappingNotFound {
   std::uint64_t query_id = 0;
   Status status = Status::InvalidIpv4Address;
 };
+// The answer to Heartbeat. Success: "200 Success" with a heartbeat element whose lifetime is
+// `interval` (seconds until the next heartbeat), listing `withdrawn` (at most
+// kMaxWithdrawnPerHeartbeat: more is a daemon bug, asserted; without asserts the answer becomes
+// flush="yes" with no list, which is still correct) and flush="yes" when `flush`. Any other
+// status: the status line alone (e.g. AuthenticationFailed, 300, for an identity that is not a
+// TEP); interval, withdrawn and flush are then ignored.
+struct HeartbeatAnswered {
+  std::uint64_t query_id = 0;
+  Status status = Status::Success;
+  std::uint32_t interval = 0;
+  std::vector<core::Ipv4Address> withdrawn;
+  bool flush = false;
+};
 
 using ServerEvent =
     std::variant<Start, BytesReceived, DatagramReceived, TimerExpired, LeaseAllocated, LeaseFailed,
-                 MappingFound, MappingNotFound, PeerClosed>;
+                 MappingFound, MappingNotFound, HeartbeatAnswered, PeerClosed>;
 
 enum class ServerState {
   AwaitVersion,
   AwaitAuthenticate,
   Authenticating,  // SASL exchange in progress
-  Authenticated,   // waiting for a request; also while queries are outstanding
+  Authenticated,   // waiting for a request; also while queries/heartbeats are outstanding
   AwaitLease,      // AllocateLease sent
   AwaitAccept,     // offer sent (2.0.x)
   Established,     // tunnel in use; TCP stays open for its life
@@ -173,12 +197,15 @@ class ServerSession {
   ServerState state() const noexcept { return state_; }
   const std::optional<Version>& version() const noexcept { return version_; }
   const std::optional<Identity>& identity() const noexcept { return identity_; }
+  // Unanswered queries and heartbeats.
   std::size_t pending_queries() const noexcept { return queries_.size(); }
 
  private:
+  // A query or a heartbeat, answered in request order.
   struct PendingQuery {
     std::uint64_t id = 0;
-    std::optional<Endpoint> tep;  // the request's <client> (the querying TEP)
+    bool heartbeat = false;
+    std::optional<Endpoint> tep;  // query: the request's <client> (the querying TEP)
     std::optional<std::string> answer;
   };
   struct PendingCreate {
@@ -195,7 +222,8 @@ class ServerSession {
   void on_timer(Actions& out, const TimerExpired& t);
   void on_lease_allocated(Actions& out, const LeaseOffer& offer);
   void on_lease_failed(Actions& out, const LeaseFailed& f);
-  void on_mapping(Actions& out, std::uint64_t id, std::optional<std::string> answer);
+  PendingQuery* unanswered(std::uint64_t id, bool heartbeat) noexcept;
+  void on_answered(Actions& out);
   void on_peer_closed(Actions& out);
 
   void pump(Actions& out);
@@ -205,6 +233,7 @@ class ServerSession {
   void process_command(Actions& out, const Frame& frame);
   void handle_create(Actions& out, const Tunnel& t);
   void handle_query(Actions& out, const Tunnel& t);
+  void handle_heartbeat(Actions& out, const Tunnel& t);
   void handle_sasl_step(Actions& out, SaslServer::Step step);
   void flush_queries(Actions& out);
 
