@@ -2,12 +2,20 @@
 // one io_context, with the sessions' timers and writes, per-source limits and bounded buffers.
 #include "dstm_server/transport.hpp"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <algorithm>
 #include <array>
 #include <deque>
 #include <exception>
 #include <limits>
 #include <list>
+#include <optional>
+#include <span>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
@@ -249,8 +257,98 @@ struct UdpListener {
   std::string name;  // "udp 127.0.0.1:3653", for logs
   std::size_t index = 0;
   udp::endpoint sender;
+  // A wildcard socket ("::", "0.0.0.0") learns each datagram's destination (IPV6_RECVPKTINFO /
+  // IP_PKTINFO) and replies from it: otherwise the kernel picks the reply's source by route, and
+  // a client that wrote to another of the box's addresses drops the reply as coming from a
+  // stranger.
+  bool wildcard = false;
+  std::optional<asio::ip::address> destination;  // of the datagram being handled
   std::array<std::byte, kMaxDatagram> buffer{};
 };
+
+// Receives one datagram with its destination address (wildcard sockets). false when nothing is
+// waiting (EAGAIN) or on an error, which is left in ec.
+bool receive_with_destination(UdpListener& l, std::size_t& n, ErrorCode& ec) {
+  sockaddr_storage from{};
+  iovec iov{l.buffer.data(), l.buffer.size()};
+  alignas(cmsghdr) std::array<char, 256> control{};
+  msghdr msg{};
+  msg.msg_name = &from;
+  msg.msg_namelen = sizeof from;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  const auto got = ::recvmsg(l.socket.native_handle(), &msg, MSG_DONTWAIT);
+  if (got < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      ec = ErrorCode{errno, boost::system::system_category()};
+    return false;
+  }
+  n = static_cast<std::size_t>(got);
+  l.destination.reset();
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo info{};
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      asio::ip::address_v6::bytes_type b{};
+      std::memcpy(b.data(), &info.ipi6_addr, b.size());
+      l.destination = asio::ip::address_v6{b};
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo info{};
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      l.destination = asio::ip::address_v4{ntohl(info.ipi_addr.s_addr)};
+    }
+  }
+  if (from.ss_family == AF_INET6) {
+    sockaddr_in6 a{};
+    std::memcpy(&a, &from, sizeof a);
+    asio::ip::address_v6::bytes_type b{};
+    std::memcpy(b.data(), &a.sin6_addr, b.size());
+    l.sender = udp::endpoint{asio::ip::address_v6{b, a.sin6_scope_id}, ntohs(a.sin6_port)};
+  } else {
+    sockaddr_in a{};
+    std::memcpy(&a, &from, sizeof a);
+    l.sender = udp::endpoint{asio::ip::address_v4{ntohl(a.sin_addr.s_addr)}, ntohs(a.sin_port)};
+  }
+  return true;
+}
+
+// Sends one datagram from `source` (a wildcard socket's reply).
+void send_from(udp::socket& socket, const udp::endpoint& to, const asio::ip::address& source,
+               std::span<const std::byte> bytes, ErrorCode& ec) {
+  iovec iov{const_cast<std::byte*>(bytes.data()), bytes.size()};
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(in6_pktinfo))> control{};
+  msghdr msg{};
+  msg.msg_name = const_cast<sockaddr*>(to.data());
+  msg.msg_namelen = static_cast<socklen_t>(to.size());
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  cmsghdr* c = nullptr;
+  if (source.is_v6()) {
+    msg.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
+    c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+    in6_pktinfo info{};
+    const auto b = source.to_v6().to_bytes();
+    std::memcpy(&info.ipi6_addr, b.data(), b.size());
+    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+  } else {
+    msg.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
+    c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+    in_pktinfo info{};
+    info.ipi_spec_dst.s_addr = htonl(source.to_v4().to_uint());
+    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+  }
+  if (::sendmsg(socket.native_handle(), &msg, MSG_DONTWAIT) < 0)
+    ec = ErrorCode{errno, boost::system::system_category()};
+}
 
 struct UdpKey {
   core::Ipv6Address source;
@@ -372,6 +470,7 @@ class UdpSession final : public SessionBase {
 
   UdpListener& listener_;  // owned by the engine, which outlives its sessions
   udp::endpoint remote_;
+  std::optional<asio::ip::address> local_;  // wildcard listener: the address the peer wrote to
   UdpKey key_;
   asio::steady_timer linger_;
 };
@@ -667,6 +766,7 @@ UdpSession::UdpSession(std::shared_ptr<Engine> engine, SessionInfo info, UdpList
     : SessionBase{std::move(engine), std::move(info)},
       listener_{listener},
       remote_{std::move(remote)},
+      local_{listener.destination},
       key_{key},
       linger_{engine_->io} {}
 
@@ -674,7 +774,11 @@ UdpSession::UdpSession(std::shared_ptr<Engine> engine, SessionInfo info, UdpList
 // dropped (counted); the peer retransmits and gets it from the session's reply cache.
 void UdpSession::send(std::vector<std::byte> bytes) {
   ErrorCode ec;
-  listener_.socket.send_to(asio::buffer(bytes), remote_, 0, ec);
+  if (local_) {
+    send_from(listener_.socket, remote_, *local_, bytes, ec);
+  } else {
+    listener_.socket.send_to(asio::buffer(bytes), remote_, 0, ec);
+  }
   if (ec) {
     engine_->metrics.drop(Drop::SendError);
     engine_->log.warn_limited("udp-send", "udp send to {} failed: {}",
@@ -738,6 +842,8 @@ Result<std::unique_ptr<TcpListener>> Engine::bind_tcp(const ListenAddress& a,
   return l;
 }
 
+constexpr int kUdpSocketBuffer = 4 * 1024 * 1024;
+
 Result<std::unique_ptr<UdpListener>> Engine::bind_udp(const ListenAddress& a,
                                                       std::uint16_t port) const {
   auto l = std::make_unique<UdpListener>(io);
@@ -745,8 +851,24 @@ Result<std::unique_ptr<UdpListener>> Engine::bind_udp(const ListenAddress& a,
   ErrorCode ec;
   l->socket.open(ep.protocol(), ec);
   if (!ec && a.address.is_v6()) l->socket.set_option(asio::ip::v6_only{true}, ec);
+  if (!ec && a.address.is_unspecified()) {
+    l->wildcard = true;
+    const int on = 1;
+    const int level = a.address.is_v6() ? IPPROTO_IPV6 : IPPROTO_IP;
+    const int name = a.address.is_v6() ? IPV6_RECVPKTINFO : IP_PKTINFO;
+    if (::setsockopt(l->socket.native_handle(), level, name, &on, sizeof on) != 0)
+      ec = ErrorCode{errno, boost::system::system_category()};
+  }
   if (!ec) l->socket.bind(ep, ec);
   if (!ec) l->socket.non_blocking(true, ec);
+  // Every UDP client shares this one socket: with the default buffers (about 200 KiB) a burst
+  // of a few hundred clients overflows them and each lost datagram costs its client a
+  // retransmission timeout. Best effort: the kernel caps these at net.core.[rw]mem_max.
+  if (!ec) {
+    ErrorCode ignored;
+    l->socket.set_option(asio::socket_base::receive_buffer_size{kUdpSocketBuffer}, ignored);
+    l->socket.set_option(asio::socket_base::send_buffer_size{kUdpSocketBuffer}, ignored);
+  }
   std::uint16_t bound_port = port;
   if (!ec) bound_port = l->socket.local_endpoint(ec).port();
   if (ec) return Error{ec, listener_name(tsp::Transport::Udp, a, port)};
@@ -910,6 +1032,26 @@ void Engine::accepted(tcp::socket socket) {
 }
 
 asio::awaitable<void> Engine::receive_loop(std::shared_ptr<Engine> self, UdpListener& l) {
+  if (l.wildcard) {
+    // recvmsg for the destination address: wait for readability, then drain (bounded per wake
+    // so TCP sessions get their turn).
+    for (;;) {
+      auto [wait_ec] = co_await l.socket.async_wait(udp::socket::wait_read, kNoThrow);
+      if (self->stopped || wait_ec == asio::error::operation_aborted) co_return;
+      for (int i = 0; i < 64; ++i) {
+        std::size_t n = 0;
+        ErrorCode ec;
+        if (!receive_with_destination(l, n, ec)) {
+          if (ec)
+            self->log.warn_limited("udp-receive", "{}: receive failed: {}", l.name, ec.message());
+          break;
+        }
+        self->metrics.received(tsp::Transport::Udp, n);
+        self->received(l, core::Bytes{l.buffer.data(), n});
+        if (self->stopped) co_return;
+      }
+    }
+  }
   for (;;) {
     auto [ec, n] = co_await l.socket.async_receive_from(asio::buffer(l.buffer), l.sender, kNoThrow);
     if (self->stopped || ec == asio::error::operation_aborted) co_return;

@@ -39,10 +39,17 @@ namespace {
 
 constexpr auto kDeadline = 20s;
 
-// The lab every test runs in: one namespace, lo up, 2001:db8:100::/64 local on lo.
+// The lab every test runs in: one namespace, lo up, 2001:db8:100::/64 local on lo (client
+// addresses).
 class ClientLab {
  public:
-  ClientLab() : lab_{"netns s\n"} {
+  // Two addresses of the server's own on lo: clients write to 2001:db8:200::1, while the
+  // kernel's source-address choice toward a client (2001:db8:100::/64) would be 2001:db8:100::1.
+  ClientLab()
+      : lab_{
+            "netns s\n"
+            "addr s lo 2001:db8:100::1/128\n"
+            "addr s lo 2001:db8:200::1/128\n"} {
     const auto r =
         lab_.run("s", {"ip", "-6", "route", "add", "local", "2001:db8:100::/64", "dev", "lo"});
     if (!r.ok()) throw std::runtime_error("ip route add local: " + r.output);
@@ -182,7 +189,9 @@ tsp::ClientConfig create_config(tsp::Transport transport, const core::Ipv6Addres
 // A create from `me` (bound as the source) over `transport` to the server's IPv6 listener.
 tsp_net::Result<tsp_net::TunnelResult> create(const Server& s, tsp::Transport transport,
                                               const core::Ipv6Address& me, const Auth& auth = {}) {
-  auto target = s.target(transport, "::1", me.to_string());
+  // The server listens on "::", and over UDP it must answer from the address the client wrote
+  // to (2001:db8:200::1), not from the one the kernel would pick by route (2001:db8:100::1).
+  auto target = s.target(transport, "2001:db8:200::1", me.to_string());
   return tsp_net::create_tunnel_blocking(target, create_config(transport, me, auth), kDeadline);
 }
 
