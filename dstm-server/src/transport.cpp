@@ -462,6 +462,10 @@ class UdpSession final : public SessionBase {
              udp::endpoint remote, UdpKey key);
 
   const UdpKey& key() const noexcept { return key_; }
+  // Closed, kept only to answer retransmissions of its last reply.
+  bool lingering() const noexcept { return closing_ && !finished(); }
+  // The sequence word of the last datagram fed to the session.
+  std::uint32_t last_sequence = 0;
 
  private:
   void send(std::vector<std::byte> bytes) override;
@@ -844,6 +848,17 @@ Result<std::unique_ptr<TcpListener>> Engine::bind_tcp(const ListenAddress& a,
 
 constexpr int kUdpSocketBuffer = 4 * 1024 * 1024;
 
+// The first datagram of a TSP session: a header and "VERSION=".
+bool starts_session(core::Bytes datagram) noexcept {
+  const auto d = tsp::parse_udp_datagram(datagram);
+  if (!d) return false;
+  constexpr std::string_view kVersion = "VERSION=";
+  if (d->payload.size() < kVersion.size()) return false;
+  for (std::size_t i = 0; i < kVersion.size(); ++i)
+    if (static_cast<char>(d->payload[i]) != kVersion[i]) return false;
+  return true;
+}
+
 Result<std::unique_ptr<UdpListener>> Engine::bind_udp(const ListenAddress& a,
                                                       std::uint16_t port) const {
   auto l = std::make_unique<UdpListener>(io);
@@ -1069,8 +1084,16 @@ void Engine::received(UdpListener& l, core::Bytes datagram) {
   const UdpKey key{peer.source, l.sender.port(), l.index};
   if (const auto it = udp_sessions.find(key); it != udp_sessions.end()) {
     const auto session = it->second;
-    session->dispatch(tsp::DatagramReceived{datagram});
-    return;
+    const auto header = tsp::parse_udp_datagram(datagram);
+    const bool retransmission = header && header->header.sequence_word == session->last_sequence;
+    if (!session->lingering() || retransmission || !starts_session(datagram)) {
+      if (header) session->last_sequence = header->header.sequence_word;
+      session->dispatch(tsp::DatagramReceived{datagram});
+      return;
+    }
+    // A new session from the address and port of one that has ended (a NAT reusing the port,
+    // a client restarting): the old one only kept answering retransmissions; let it go.
+    session->finish();
   }
   // A new peer must at least speak TSP's UDP header before it costs a session.
   if (!tsp::parse_udp_datagram(datagram)) {
@@ -1088,6 +1111,8 @@ void Engine::received(UdpListener& l, core::Bytes datagram) {
   ++udp_per_source_[peer.source];
   metrics.opened(tsp::Transport::Udp);
   session->dispatch(tsp::Start{});
+  if (const auto header = tsp::parse_udp_datagram(datagram))
+    session->last_sequence = header->header.sequence_word;
   session->dispatch(tsp::DatagramReceived{datagram});
 }
 

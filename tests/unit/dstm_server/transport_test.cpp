@@ -564,6 +564,25 @@ TEST_CASE("transport: sessions end by their deadline, on_closed once each (UDP a
   CHECK(metric(f.counters, "tsp_sessions", kUdp) == 0);
 }
 
+TEST_CASE("transport: a new session from a lingering session's address and port replaces it",
+          "[transport]") {
+  Fixture f{{}, [](tsp::ServerConfig& c) {
+              c.deadlines.handshake = 50ms;
+              c.deadlines.udp_linger = 60s;
+            }};
+  auto u = f.udp_client("127.0.0.1");
+  u.send(0xf00000f0, 7, "VERSION=2.0.2\r\n");
+  CHECK(f.next(u) == datagram(0xf00000f0, 7, kCapability));
+  REQUIRE(run_until(f.io, [&] { return metric(f.counters, "tsp_timeouts_total") == 1; }));
+  CHECK(f.transport->udp_sessions() == 1);  // lingering
+  // Same port, a new session (another sequence number): served at once, not after the linger.
+  u.send(0xf0000100, 9, "VERSION=2.0.2\r\n");
+  CHECK(f.next(u) == datagram(0xf0000100, 9, kCapability));
+  CHECK(f.handler.closed.size() == 1);  // the lingering one ended
+  CHECK(f.transport->udp_sessions() == 1);
+  CHECK(metric(f.counters, "tsp_sessions_total", kUdp) == 2);
+}
+
 TEST_CASE("transport: stop() closes every session, calls on_closed for each, then nothing",
           "[transport]") {
   Fixture f;
