@@ -462,8 +462,6 @@ class UdpSession final : public SessionBase {
              udp::endpoint remote, UdpKey key);
 
   const UdpKey& key() const noexcept { return key_; }
-  // Closed, kept only to answer retransmissions of its last reply.
-  bool lingering() const noexcept { return closing_ && !finished(); }
   // The sequence word of the last datagram fed to the session.
   std::uint32_t last_sequence = 0;
 
@@ -1086,13 +1084,14 @@ void Engine::received(UdpListener& l, core::Bytes datagram) {
     const auto session = it->second;
     const auto header = tsp::parse_udp_datagram(datagram);
     const bool retransmission = header && header->header.sequence_word == session->last_sequence;
-    if (!session->lingering() || retransmission || !starts_session(datagram)) {
+    if (retransmission || !starts_session(datagram)) {
       if (header) session->last_sequence = header->header.sequence_word;
       session->dispatch(tsp::DatagramReceived{datagram});
       return;
     }
-    // A new session from the address and port of one that has ended (a NAT reusing the port,
-    // a client restarting): the old one only kept answering retransmissions; let it go.
+    // A new session from the address and port of an older one (a NAT reusing the port, a
+    // client restarting): a session has one VERSION, so the old one is over; let it go. Over
+    // UDP an established v4v6 session would otherwise hold the port for the lease's lifetime.
     session->finish();
   }
   // A new peer must at least speak TSP's UDP header before it costs a session.

@@ -564,7 +564,7 @@ TEST_CASE("transport: sessions end by their deadline, on_closed once each (UDP a
   CHECK(metric(f.counters, "tsp_sessions", kUdp) == 0);
 }
 
-TEST_CASE("transport: a new session from a lingering session's address and port replaces it",
+TEST_CASE("transport: a new session from an older session's address and port replaces it",
           "[transport]") {
   Fixture f{{}, [](tsp::ServerConfig& c) {
               c.deadlines.handshake = 50ms;
