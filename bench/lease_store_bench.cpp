@@ -2,15 +2,17 @@
 // side by side, and restart time (open + load_all + LeaseTable restore) for N leases.
 //
 //   bench_lease_store [--count N] [--puts P] [--batch B] [--rounds R] [--dir DIR]
+//   bench_lease_store --populate FILE [--count N]
 //
 // --count   leases in the restart phase (default 1000000; at most 1048573, a /12 minus three)
 // --puts    durable puts per mode in the put phase (default 4000)
 // --batch   puts per commit in group-commit mode, i.e. requests per event-loop turn (default 64)
 // --rounds  the modes alternate in this many rounds, so machine drift hits them alike (default 4)
 // --dir     where the files go (default: a fresh directory under $TMPDIR or /tmp, removed after)
+// --populate  only write --count leases (valid for a day, TEPs tep-0..tep-3) to FILE: the lease
+//             file of the daemon's restart benchmark
 //
-// Addresses come from 240.0.0.0/12 (reserved, RFC 1112 section 4) and 2001:db8::/32 as pure
-// data: nothing is sent.
+// Addresses come from 100.64.0.0/12 and 2001:db8::/32 as pure data: nothing is sent.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -38,7 +40,9 @@ using dstm_server::LeaseState;
 using dstm_server::SqliteLeaseStore;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::uint32_t kBase = 0xF0000000u;  // 240.0.0.0
+// 100.64.0.0/12, inside the shared address space of RFC 6598: a realistic DSTM pool that the
+// daemon's config accepts (--populate). Nothing is ever sent to these addresses.
+constexpr std::uint32_t kBase = 0x64400000u;
 
 struct Args {
   std::uint32_t count = 1'000'000;
@@ -46,12 +50,13 @@ struct Args {
   std::uint32_t batch = 64;
   std::uint32_t rounds = 4;
   std::string dir;
+  std::string populate;  // write `count` leases (tep-0..tep-3, valid for a day) here and exit
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "bench_lease_store: %s\nusage: bench_lease_store [--count N] [--puts P] "
-               "[--batch B] [--rounds R] [--dir DIR]\n",
+               "[--batch B] [--rounds R] [--dir DIR] [--populate FILE]\n",
                why);
   std::exit(2);
 }
@@ -78,6 +83,8 @@ Args parse_args(int argc, char** argv) {
       a.rounds = number();
     } else if (flag == "--dir") {
       a.dir = value;
+    } else if (flag == "--populate") {
+      a.populate = value;
     } else {
       usage("unknown option");
     }
@@ -86,7 +93,7 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-// Lease n: address 240.0.0.1 + n, half anonymous, half with an 11-character user name.
+// Lease n: address 100.64.0.1 + n, half anonymous, half with an 11-character user name.
 Lease lease_n(std::uint32_t n, dstm_server::Seconds now) {
   dstm_server::Lease l;
   l.ipv4 = core::Ipv4Address{kBase + 1 + n};
@@ -276,8 +283,26 @@ void restart(const Args& args, const fs::path& dir) {
 
 }  // namespace
 
+// A lease file for the daemon's restart and memory benchmark (bench/dstm_server_bench.sh).
+void populate(const Args& args) {
+  auto store = open_or_die(args.populate);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  for (std::uint32_t n = 0; n < args.count; ++n) {
+    store->put(lease_n(n, now + 86400 - 3600), nullptr);
+    if (store->pending() == 10000) commit_or_die(*store);
+  }
+  commit_or_die(*store);
+  fmt::print("bench_lease_store: {} leases written to {}\n", args.count, args.populate);
+}
+
 int main(int argc, char** argv) {
   const auto args = parse_args(argc, argv);
+  if (!args.populate.empty()) {
+    populate(args);
+    return 0;
+  }
   fs::path dir;
   bool remove = false;
   if (args.dir.empty()) {
