@@ -776,3 +776,29 @@ TEST_CASE("TEP heartbeats: withdrawn mappings after delete and release; refused 
     io.poll();
   });
 }
+
+TEST_CASE("check-config: a valid document passes, a broken one exits 78 naming every path",
+          "[dstm-server]") {
+  test::TempDir dir;
+  auto check = [&](std::string_view doc) {
+    const auto file = dir.write("check.json", doc);
+    test::DaemonProcess p{{DSTM_SERVER_BIN, "--config", file.string(), "--check-config"},
+                          dir / "check.log"};
+    const auto status = p.wait(std::chrono::milliseconds{kDeadline});
+    return std::pair{status.code.value_or(-1), p.log()};
+  };
+  const auto [ok, ok_log] = check(R"({"dstm_server": {
+      "pool": {"prefixes": ["198.51.100.0/24"]},
+      "teps": [{"name": "t", "ipv6": "2001:db8::1", "ipv4": "192.0.2.1", "heartbeat": false}],
+      "client": {"dns_server": "2001:db8::53"}}})");
+  CHECK(ok == 0);
+  const auto [bad, log] = check(R"({"dstm_server": {
+      "pool": {"prefixes": ["198.51.100.0/24", "198.51.100.128/25"]},
+      "teps": [{"name": "t", "ipv6": "2001:db8::1", "ipv4": "198.51.100.9"}],
+      "client": {"dns_server": "2001:db8::53"}, "colour": "red"}})");
+  CHECK(bad == 78);
+  INFO(log);
+  CHECK(log.find("/dstm_server/pool/prefixes/1") != std::string::npos);
+  CHECK(log.find("/dstm_server/teps/0/ipv4") != std::string::npos);
+  CHECK(log.find("/dstm_server/colour") != std::string::npos);
+}
