@@ -1,7 +1,6 @@
 // dstm_load: load generator for a running dstm-server over TSP (creates or TEP queries), with
 // rate, latency percentiles and errors by kind (bench/README.md).
 #include <signal.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <charconv>
@@ -28,6 +27,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "core/address.hpp"
+#include "platform/fd.hpp"
 #include "platform/signals.hpp"
 #include "tsp_net/client.hpp"
 
@@ -493,21 +493,11 @@ void report(const Load& load) {
   }
 }
 
-// Each client holds a socket: take the hard limit (bounded) rather than the usual soft 1024.
-void raise_descriptor_limit() {
-  rlimit nofile{};
-  if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0) return;
-  const rlim_t wanted = std::min<rlim_t>(nofile.rlim_max, 65536);
-  if (nofile.rlim_cur >= wanted) return;
-  nofile.rlim_cur = wanted;
-  ::setrlimit(RLIMIT_NOFILE, &nofile);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Load load{parse(argc, argv)};
-  raise_descriptor_limit();
+  platform::raise_descriptor_limit();
   asio::io_context io{1};
   // Ctrl-C: stop issuing, let in-flight operations finish, report.
   auto watch = platform::stop_on_signals(io, {SIGINT, SIGTERM}, [&] { load.stop(); });

@@ -1,7 +1,5 @@
 // dstm-server: the DSTM server daemon (docs/dstm-server.md).
-#include <sys/resource.h>
 
-#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +13,7 @@
 #include "dstm_server/config.hpp"
 #include "dstm_server/daemon.hpp"
 #include "platform/config.hpp"
+#include "platform/fd.hpp"
 #include "platform/log.hpp"
 
 namespace {
@@ -28,17 +27,6 @@ constexpr std::string_view kUsage = R"(usage: dstm-server [options]
   --log-level L     debug, info (default), warn or error
   --version         print the version and exit
 )";
-
-// Every TSP connection is a descriptor: take the hard limit (bounded) rather than the usual soft
-// 1024, so max_connections is what limits the server.
-void raise_descriptor_limit() {
-  rlimit nofile{};
-  if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0) return;
-  const rlim_t wanted = std::min<rlim_t>(nofile.rlim_max, 65536);
-  if (nofile.rlim_cur >= wanted) return;
-  nofile.rlim_cur = wanted;
-  ::setrlimit(RLIMIT_NOFILE, &nofile);
-}
 
 [[noreturn]] void usage_error(std::string_view message) {
   fmt::print(stderr, "dstm-server: {}\n{}", message, kUsage);
@@ -101,7 +89,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  raise_descriptor_limit();
+  platform::raise_descriptor_limit();
   boost::asio::io_context io{1};
   auto daemon = dstm_server::Daemon::start(
       io, std::move(*config),

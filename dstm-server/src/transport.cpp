@@ -405,21 +405,10 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   void arm(const tsp::ArmTimer& a);
   void cancel(tsp::TimerKind kind) noexcept;
   EventSink sink();
-  static std::size_t slot_of(tsp::TimerKind kind) noexcept {
-    switch (kind) {
-      case tsp::TimerKind::Phase:
-        return 0;
-      case tsp::TimerKind::DeferredReply:
-        return 1;
-      case tsp::TimerKind::Retransmit:
-        return 2;
-    }
-    return 0;
-  }
 
   SessionInfo info_;
   tsp::ServerSession session_;
-  std::array<TimerSlot, 3> timers_;
+  std::array<TimerSlot, tsp::kTimerKinds> timers_;
   bool finished_ = false;
 };
 
@@ -607,20 +596,20 @@ void SessionBase::finish() noexcept {
 }
 
 void SessionBase::arm(const tsp::ArmTimer& a) {
-  auto& slot = timers_[slot_of(a.timer)];
+  auto& slot = timers_[tsp::timer_index(a.timer)];
   const auto serial = ++slot.serial;
   slot.timer.expires_after(a.after);
   slot.timer.async_wait([weak = weak_from_this(), kind = a.timer, generation = a.generation,
                          serial](const ErrorCode& ec) {
     if (ec) return;
     const auto self = weak.lock();
-    if (!self || self->finished_ || self->timers_[slot_of(kind)].serial != serial) return;
+    if (!self || self->finished_ || self->timers_[tsp::timer_index(kind)].serial != serial) return;
     self->dispatch(tsp::TimerExpired{kind, generation});
   });
 }
 
 void SessionBase::cancel(tsp::TimerKind kind) noexcept {
-  auto& slot = timers_[slot_of(kind)];
+  auto& slot = timers_[tsp::timer_index(kind)];
   ++slot.serial;
   slot.timer.cancel();
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <variant>
 #include <vector>
@@ -25,6 +26,11 @@ enum class TimerKind {
   DeferredReply,  // TCP: send the held-back reply ("200 Success" after rspauth)
   Retransmit,     // client over UDP: resend the outstanding datagram
 };
+inline constexpr std::size_t kTimerKinds = 3;
+// 0, 1, 2: an index for a daemon's per-kind timer array.
+constexpr std::size_t timer_index(TimerKind kind) noexcept {
+  return static_cast<std::size_t>(kind);
+}
 
 // Write these bytes as one unit: one TCP write (never coalesced with the next Send: gogoc reads
 // each reply with a single recv()), or one UDP datagram (header included).

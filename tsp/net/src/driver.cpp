@@ -30,18 +30,6 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 constexpr std::size_t kTcpReadChunk = 16 * 1024;
 constexpr std::size_t kMaxDatagram = 64 * 1024;
 
-std::size_t timer_index(tsp::TimerKind kind) noexcept {
-  switch (kind) {
-    case tsp::TimerKind::Phase:
-      return 0;
-    case tsp::TimerKind::DeferredReply:
-      return 1;
-    case tsp::TimerKind::Retransmit:
-      return 2;
-  }
-  return 0;
-}
-
 SocketAddress socket_address(const asio::ip::address& a, std::uint16_t port) {
   SocketAddress out;
   out.port = port;
@@ -398,11 +386,11 @@ void Driver::close_socket() noexcept {
 }
 
 asio::steady_timer& Driver::timer(tsp::TimerKind kind) {
-  return timers_[timer_index(kind)];
+  return timers_[tsp::timer_index(kind)];
 }
 
 std::uint64_t& Driver::timer_seq(tsp::TimerKind kind) {
-  return timer_seq_[timer_index(kind)];
+  return timer_seq_[tsp::timer_index(kind)];
 }
 
 }  // namespace tsp_net::detail

@@ -132,8 +132,8 @@ class Driver : public std::enable_shared_from_this<Driver> {
 
   // One timer per TimerKind. seq counts arms and cancels, so that a callback already queued
   // when its timer was cancelled or re-armed is recognised and dropped.
-  std::array<asio::steady_timer, 3> timers_;
-  std::array<std::uint64_t, 3> timer_seq_{};
+  std::array<asio::steady_timer, tsp::kTimerKinds> timers_;
+  std::array<std::uint64_t, tsp::kTimerKinds> timer_seq_{};
 
   std::deque<Write> writes_;
   bool writing_ = false;

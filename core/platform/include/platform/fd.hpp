@@ -1,9 +1,15 @@
 // An owned file descriptor: closed on destruction, move-only.
 #pragma once
 
+#include <cstddef>
 #include <utility>
 
 namespace platform {
+
+// Raises the soft limit on open descriptors to the hard limit, at most `at_most`: a daemon or
+// tool holding one socket per peer should be limited by its own configuration, not by the usual
+// soft 1024. Best effort: a failure leaves the limit as it was.
+void raise_descriptor_limit(std::size_t at_most = 65536) noexcept;
 
 // Owns one fd (or none: -1). Not thread-safe; the fd itself may be used from any thread.
 class Fd {
