@@ -264,7 +264,7 @@ TEST_CASE("create over TCP and UDP, IPv6: offer, durable lease, sticky renewal, 
   });
 }
 
-TEST_CASE("PLAIN and DIGEST-MD5 over IPv4 transport; ANONYMOUS off refuses anonymous clients",
+TEST_CASE("PLAIN and DIGEST-MD5 over IPv4 transport - ANONYMOUS off refuses anonymous clients",
           "[dstm-server]") {
   ClientLab lab;
   lab.run([] {
@@ -424,7 +424,7 @@ TEST_CASE("TEP queries: refused without a TEP identity, answered with one, pipel
   });
 }
 
-TEST_CASE("creates go only to live TEPs, least loaded by weight; a dead TEP's client moves",
+TEST_CASE("creates go only to live TEPs, least loaded by weight - a dead TEP's client moves",
           "[dstm-server]") {
   ClientLab lab;
   lab.run([] {
@@ -715,7 +715,7 @@ TEST_CASE("hostile clients: idle connections, slowloris, garbage, oversized mess
   });
 }
 
-TEST_CASE("TEP heartbeats: withdrawn mappings after delete and release; refused for non-TEPs",
+TEST_CASE("TEP heartbeats: withdrawn mappings after delete and release - refused for non-TEPs",
           "[dstm-server]") {
   ClientLab lab;
   lab.run([] {

@@ -445,7 +445,7 @@ TEST_CASE("client heartbeat: submitted before authentication, pipelined with a q
   CHECK(only<CancelTimer>(a).size() == 1);  // nothing outstanding: no reply deadline
 }
 
-TEST_CASE("client heartbeat: flush, and an error status, are reported; the session goes on",
+TEST_CASE("client heartbeat: flush, and an error status, are reported - the session goes on",
           "[tsp][client][heartbeat]") {
   auto c = authenticated_tep();
   c.handle(SubmitHeartbeat{1});

@@ -642,7 +642,7 @@ TEST_CASE("server heartbeat: the daemon's answer becomes interval, withdrawn lis
   CHECK(h.event(HeartbeatAnswered{2, Status::Success, 600, {}, true}).empty());
 }
 
-TEST_CASE("server heartbeat: another status is the status line alone; the session goes on",
+TEST_CASE("server heartbeat: another status is the status line alone - the session goes on",
           "[tsp][server][heartbeat]") {
   auto h = authenticated_tcp(draft_config(), v6("2001:db8:0:1::2"), "1.0");
   h.tcp(kHeartbeat);
@@ -763,7 +763,7 @@ TEST_CASE("server heartbeat: over UDP the datagram is answered when the daemon h
   CHECK(only<Heartbeat>(a).empty());
 }
 
-TEST_CASE("server heartbeat: a full withdrawn list is written; more is a daemon bug",
+TEST_CASE("server heartbeat: a full withdrawn list is written - more is a daemon bug",
           "[tsp][server][heartbeat]") {
   auto h = authenticated_tcp(draft_config(), v6("2001:db8:0:1::2"), "1.0");
   h.tcp(kHeartbeat);
