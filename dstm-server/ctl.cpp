@@ -11,7 +11,6 @@
 #include <fmt/core.h>
 #include <boost/json.hpp>
 
-#include "dstm_server/config.hpp"
 #include "platform/control.hpp"
 #include "tsp/sasl.hpp"
 
@@ -111,7 +110,7 @@ int verifier(const std::vector<std::string_view>& args) {
   std::string password;
   std::getline(std::cin, password);
   if (password.empty()) fail("verifier: no password on stdin", 64);
-  fmt::print("{}\n", dstm_server::verifier_hex(tsp::digest_verifier(args[0], realm, password)));
+  fmt::print("{}\n", tsp::to_hex(tsp::digest_verifier(args[0], realm, password)));
   return 0;
 }
 

@@ -641,17 +641,6 @@ platform::ConfigResult<Config> parse_config_document(std::string_view json) {
   });
 }
 
-std::string verifier_hex(const tsp::Md5Digest& verifier) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(verifier.size() * 2);
-  for (const std::uint8_t b : verifier) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0xf];
-  }
-  return out;
-}
-
 std::optional<tsp::Md5Digest> parse_verifier_hex(std::string_view text) noexcept {
   tsp::Md5Digest out{};
   if (text.size() != out.size() * 2) return std::nullopt;

@@ -4,6 +4,7 @@
 #include <utility>
 #include <variant>
 
+#include "core/overloaded.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
 
@@ -15,11 +16,6 @@ namespace {
 std::string_view key_identity(const tsp::Identity& id) noexcept {
   return id.mechanism == tsp::Mechanism::Anonymous ? std::string_view{} : std::string_view{id.user};
 }
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
 
 }  // namespace
 
@@ -398,7 +394,7 @@ void Service::on_closed(const SessionInfo& info) {
 
 void Service::on_action(const SessionInfo& info, const tsp::ServerAction& action, EventSink reply) {
   auto& s = *impl_;
-  std::visit(Overloaded{
+  std::visit(core::Overloaded{
                  [&](const tsp::AllocateLease& a) { s.allocate(a, reply); },
                  [&](const tsp::ConfirmLease&) {},  // stored at create already
                  [&](const tsp::ReleaseLease& r) { s.release(r); },

@@ -31,7 +31,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& p : config->pool.prefixes) FUZZ_CHECK(!p.contains(tep.ipv4));
   }
   for (const auto& u : config->auth.users)
-    FUZZ_CHECK(dstm_server::parse_verifier_hex(dstm_server::verifier_hex(u.verifier)) ==
-               u.verifier);
+    FUZZ_CHECK(dstm_server::parse_verifier_hex(tsp::to_hex(u.verifier)) == u.verifier);
   return 0;
 }

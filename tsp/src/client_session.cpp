@@ -57,7 +57,7 @@ ClientSession::ClientSession(ClientConfig config)
 
 std::vector<ClientAction> ClientSession::handle(const ClientEvent& event) {
   Actions out;
-  std::visit(detail::Overloaded{
+  std::visit(core::Overloaded{
                  [&](const Start&) { on_start(out); },
                  [&](const BytesReceived& e) { on_bytes(out, e.data); },
                  [&](const DatagramReceived& e) { on_datagram(out, e.datagram); },

@@ -83,7 +83,7 @@ ServerSession::ServerSession(std::shared_ptr<const ServerConfig> config, Transpo
 
 std::vector<ServerAction> ServerSession::handle(const ServerEvent& event) {
   Actions out;
-  std::visit(detail::Overloaded{
+  std::visit(core::Overloaded{
                  [&](const Start&) { on_start(out); },
                  [&](const BytesReceived& e) { on_bytes(out, e.data); },
                  [&](const DatagramReceived& e) { on_datagram(out, e.datagram); },
@@ -385,7 +385,7 @@ void ServerSession::process_line_phase(Actions& out, const Frame& frame) {
 }
 
 void ServerSession::handle_sasl_step(Actions& out, SaslServer::Step step) {
-  std::visit(detail::Overloaded{
+  std::visit(core::Overloaded{
                  [&](SaslServer::Continue& c) {
                    state_ = ServerState::Authenticating;
                    // PLAIN sends nothing here: on TCP gogoc does not wait, on UDP it gets an empty

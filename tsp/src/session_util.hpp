@@ -9,16 +9,10 @@
 #include <vector>
 
 #include "core/bytes.hpp"
+#include "core/overloaded.hpp"
 #include "tsp/error.hpp"
 
 namespace tsp::detail {
-
-template <typename... F>
-struct Overloaded : F... {
-  using F::operator()...;
-};
-template <typename... F>
-Overloaded(F...) -> Overloaded<F...>;
 
 // Appends an action to an action list. Constructing the alternative in place (rather than
 // pushing a temporary variant) also keeps GCC 12 from a false -Wmaybe-uninitialized.

@@ -122,9 +122,8 @@ platform::ConfigResult<Config> parse_config_document(std::string_view json);
 // The embedded default document (dstm-server/default-config.json, compiled in).
 std::string_view default_config_document() noexcept;
 
-// 32 lower-case hex digits of a verifier, and back (nullopt unless exactly 32 hex digits;
-// upper and lower case are both accepted).
-std::string verifier_hex(const tsp::Md5Digest& verifier);
+// A verifier from its 32 hex digits (either case; written with tsp::to_hex); nullopt unless
+// exactly 32 hex digits.
 std::optional<tsp::Md5Digest> parse_verifier_hex(std::string_view text) noexcept;
 
 }  // namespace dstm_server

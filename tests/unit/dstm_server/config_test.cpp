@@ -619,7 +619,7 @@ TEST_CASE("config: the pool check agrees with Pool::make", "[dstm_server][config
 
 TEST_CASE("config: verifiers as hex", "[dstm_server][config]") {
   const auto v = tsp::digest_verifier("tep-b", "dstm", "pw");
-  CHECK(dstm_server::verifier_hex(v) == "159cd4409c497d6e0e751656d8ca0145");
+  CHECK(tsp::to_hex(v) == "159cd4409c497d6e0e751656d8ca0145");
   CHECK(dstm_server::parse_verifier_hex("159cd4409c497d6e0e751656d8ca0145") == std::optional{v});
   CHECK(dstm_server::parse_verifier_hex("159CD4409C497D6E0E751656D8CA0145") == std::optional{v});
   for (std::string_view bad :
@@ -630,7 +630,7 @@ TEST_CASE("config: verifiers as hex", "[dstm_server][config]") {
     CHECK_FALSE(dstm_server::parse_verifier_hex(bad).has_value());
   }
   tsp::Md5Digest zeros{};
-  CHECK(dstm_server::verifier_hex(zeros) == std::string(32, '0'));
+  CHECK(tsp::to_hex(zeros) == std::string(32, '0'));
 }
 
 TEST_CASE("config: at most 1024 TEPs", "[dstm_server][config]") {

@@ -15,17 +15,12 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 
+#include "core/overloaded.hpp"
+
 namespace tsp_net::detail {
 namespace {
 
 using namespace asio::experimental::awaitable_operators;
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 constexpr std::size_t kTcpReadChunk = 16 * 1024;
 constexpr std::size_t kMaxDatagram = 64 * 1024;
@@ -200,7 +195,7 @@ void Driver::feed(const tsp::ClientEvent& event) {
 void Driver::run(std::vector<tsp::ClientAction> actions) {
   for (auto& action : actions) {
     std::visit(
-        Overloaded{
+        core::Overloaded{
             [&](tsp::Send& s) {
               enqueue(Write{std::move(s.bytes), false});
             },
