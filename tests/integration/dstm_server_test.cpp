@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <set>
@@ -70,6 +71,16 @@ core::Ipv6Address client_ipv6(unsigned n) {
 std::string verifier(std::string_view user, std::string_view password) {
   const auto v = tsp::digest_verifier(user, "dstm", password);
   return tsp::to_hex(v);
+}
+
+// The config's "users" array for (name, password) pairs.
+std::string users_json(std::initializer_list<std::pair<std::string_view, std::string_view>> users) {
+  std::string out = "[";
+  for (const auto& [name, password] : users) {
+    if (out.size() > 1) out += ", ";
+    out += fmt::format(R"({{"name": "{}", "digest_md5": "{}"}})", name, verifier(name, password));
+  }
+  return out + "]";
 }
 
 struct ServerSetup {
@@ -270,9 +281,7 @@ TEST_CASE("PLAIN and DIGEST-MD5 over IPv4 transport - ANONYMOUS off refuses anon
   lab.run([] {
     ServerSetup setup;
     setup.anonymous = false;
-    setup.users = fmt::format(R"([{{"name": "alice", "digest_md5": "{}"}},
-                                 {{"name": "bob", "digest_md5": "{}"}}])",
-                              verifier("alice", "alice-secret"), verifier("bob", "bob-secret"));
+    setup.users = users_json({{"alice", "alice-secret"}, {"bob", "bob-secret"}});
     Server server{setup};
     const auto me = client_ipv6(7);
     for (const auto transport : {tsp::Transport::Tcp, tsp::Transport::Udp}) {
@@ -359,9 +368,7 @@ TEST_CASE("TEP queries: refused without a TEP identity, answered with one, pipel
   ClientLab lab;
   lab.run([] {
     ServerSetup setup;
-    setup.users = fmt::format(R"([{{"name": "tep-a", "digest_md5": "{}"}},
-                                 {{"name": "mallory", "digest_md5": "{}"}}])",
-                              verifier("tep-a", "tep-secret"), verifier("mallory", "m-secret"));
+    setup.users = users_json({{"tep-a", "tep-secret"}, {"mallory", "m-secret"}});
     setup.teps = R"([{"name": "tep-a", "ipv6": "2001:db8:ffff::1", "ipv4": "192.0.2.1",
                       "user": "tep-a"}])";
     Server server{setup};
@@ -429,9 +436,7 @@ TEST_CASE("creates go only to live TEPs, least loaded by weight - a dead TEP's c
   ClientLab lab;
   lab.run([] {
     ServerSetup setup;
-    setup.users = fmt::format(R"([{{"name": "tep-a", "digest_md5": "{}"}},
-                                 {{"name": "tep-b", "digest_md5": "{}"}}])",
-                              verifier("tep-a", "a-secret"), verifier("tep-b", "b-secret"));
+    setup.users = users_json({{"tep-a", "a-secret"}, {"tep-b", "b-secret"}});
     setup.teps = R"([{"name": "tep-a", "ipv6": "2001:db8:ffff::a", "ipv4": "192.0.2.10",
                       "user": "tep-a"},
                      {"name": "tep-b", "ipv6": "2001:db8:ffff::b", "ipv4": "192.0.2.11",
@@ -558,8 +563,7 @@ TEST_CASE("leases expire: reaped, no longer answered to queries, freed after the
   lab.run([] {
     ServerSetup setup;
     setup.lease = R"({"lifetime": 2, "max_lifetime": 60, "grace": 2})";
-    setup.users =
-        fmt::format(R"([{{"name": "tep-a", "digest_md5": "{}"}}])", verifier("tep-a", "a-secret"));
+    setup.users = users_json({{"tep-a", "a-secret"}});
     setup.teps = R"([{"name": "tep-a", "ipv6": "2001:db8:ffff::a", "ipv4": "192.0.2.10",
                       "user": "tep-a", "heartbeat": false}])";
     Server server{setup};
@@ -720,9 +724,7 @@ TEST_CASE("TEP heartbeats: withdrawn mappings after delete and release - refused
   ClientLab lab;
   lab.run([] {
     ServerSetup setup;
-    setup.users = fmt::format(R"([{{"name": "tep-a", "digest_md5": "{}"}},
-                                 {{"name": "alice", "digest_md5": "{}"}}])",
-                              verifier("tep-a", "a-secret"), verifier("alice", "x-secret"));
+    setup.users = users_json({{"tep-a", "a-secret"}, {"alice", "x-secret"}});
     setup.teps = R"([{"name": "tep-a", "ipv6": "2001:db8:ffff::a", "ipv4": "192.0.2.10",
                       "user": "tep-a"}])";
     Server server{setup};
