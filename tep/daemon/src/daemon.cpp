@@ -1,0 +1,650 @@
+#include "tep_daemon/daemon.hpp"
+
+#include <unistd.h>
+
+#include <csignal>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <fstream>
+#include <vector>
+
+#include <fmt/core.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "platform/control.hpp"
+#include "platform/counters.hpp"
+#include "platform/log.hpp"
+#include "platform/netlink.hpp"
+#include "platform/signals.hpp"
+#include "platform/tun.hpp"
+#include "tep/engine.hpp"
+#include "tep_io/packet_io.hpp"
+#include "tsp_net/client.hpp"
+
+namespace tep_daemon {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kTick = 100ms;
+constexpr std::size_t kBatch = 32;
+// Batches drained per readiness wake-up before the loop yields to other work.
+constexpr int kRoundsPerWake = 8;
+constexpr std::size_t kLatencySamples = 1024;
+// Concurrent queries while revalidating the bindings after a reconnect.
+constexpr std::size_t kRevalidateWindow = 32;
+constexpr auto kRetryMin = 1s;
+constexpr auto kRetryMax = 10s;
+constexpr std::size_t kMaxListedBindings = 10'000;
+
+constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// Best-effort write of a per-interface sysctl in this process's network namespace.
+bool write_sysctl(const std::string& path, std::string_view value) {
+  std::ofstream f{path};
+  f << value;
+  return static_cast<bool>(f.flush());
+}
+
+std::string read_sysctl(const std::string& path) {
+  std::ifstream f{path};
+  std::string value;
+  f >> value;
+  return value;
+}
+
+// The last kLatencySamples query round trips, for p50/p99 on the control socket.
+class LatencyWindow {
+ public:
+  void add(std::chrono::microseconds d) {
+    if (samples_.size() < kLatencySamples)
+      samples_.push_back(d);
+    else
+      samples_[next_] = d;
+    next_ = (next_ + 1) % kLatencySamples;
+  }
+  json::object summary() const {
+    json::object o;
+    if (samples_.empty()) return o;
+    auto sorted = samples_;
+    std::sort(sorted.begin(), sorted.end());
+    const auto at = [&](double q) {
+      const auto i = static_cast<std::size_t>(q * static_cast<double>(sorted.size() - 1));
+      return static_cast<double>(sorted[i].count()) / 1000.0;
+    };
+    o["samples"] = sorted.size();
+    o["p50_ms"] = at(0.50);
+    o["p99_ms"] = at(0.99);
+    o["max_ms"] = static_cast<double>(sorted.back().count()) / 1000.0;
+    return o;
+  }
+
+ private:
+  std::vector<std::chrono::microseconds> samples_;
+  std::size_t next_ = 0;
+};
+
+std::string_view origin_name(tep::BindingOrigin o) {
+  return o == tep::BindingOrigin::Traffic ? "traffic" : "query";
+}
+
+}  // namespace
+
+struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl> {
+  asio::io_context& io;
+  Config config;
+  DaemonOptions options;
+  platform::Logger log{"tep"};
+  platform::Counters counters;
+  platform::Counter& tun_write_errors =
+      counters.counter("tep_tun_write_errors_total", "IPv4 packets the TUN device refused");
+  platform::Counter& tunnel_send_errors = counters.counter(
+      "tep_tunnel_send_errors_total", "IPv6 packets the tunnel socket could not send");
+  platform::Counter& receive_errors =
+      counters.counter("tep_receive_errors_total", "failed reads from the TUN or tunnel socket");
+
+  std::optional<platform::NetlinkClient> netlink;
+  std::uint32_t ifindex = 0;
+  std::optional<tep::io::TunPort> tun;
+  std::optional<tep::io::TunnelPort> tunnel;
+  std::optional<asio::posix::stream_descriptor> tun_wait;
+  std::optional<asio::posix::stream_descriptor> tunnel_wait;
+  tep::io::PacketBatch tun_batch{kBatch};
+  tep::io::PacketBatch tunnel_batch{kBatch};
+  std::unique_ptr<tep::Engine> engine;
+  asio::steady_timer tick_timer;
+
+  // The DSTM server.
+  std::optional<tsp_net::QuerySession> session;
+  std::uint64_t generation = 0;  // one per opened session
+  std::uint64_t connects = 0;
+  std::uint64_t heartbeats = 0;
+  std::uint32_t heartbeat_interval = 10;
+  std::optional<std::chrono::steady_clock::time_point> last_heartbeat;
+  std::string last_error;
+  LatencyWindow latency;
+  asio::steady_timer retry_timer;
+  asio::steady_timer heartbeat_timer;
+
+  std::unique_ptr<platform::ControlServer> control;
+  std::optional<platform::SignalWatch> signals;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  bool stopped = false;
+
+  Impl(asio::io_context& i, Config c, DaemonOptions o)
+      : io{i},
+        config{std::move(c)},
+        options{std::move(o)},
+        tick_timer{i},
+        retry_timer{i},
+        heartbeat_timer{i} {}
+
+  static tep::TimePoint now() { return tep::Clock::now(); }
+  bool connected() const { return session && session->is_open(); }
+
+  // ---- the engine's output ----
+
+  void to_ipv4(core::Bytes packet) override {
+    if (!tun->send(packet)) tun_write_errors.inc();
+  }
+  void to_tunnel(core::Bytes packet) override {
+    if (!tunnel->send(packet)) tunnel_send_errors.inc();
+  }
+  void query(core::Ipv4Address address) override {
+    // Deferred: the engine is in the middle of handling a packet.
+    asio::post(io, [self = shared_from_this(), address] { self->start_query(address); });
+  }
+
+  // ---- setup ----
+
+  std::optional<std::string> open_data_plane() {
+    auto nl = platform::NetlinkClient::open();
+    if (!nl) return fmt::format("netlink: {}", nl.error().message());
+    netlink.emplace(std::move(*nl));
+
+    auto device = platform::TunDevice::open(platform::TunOptions{.name = config.interface});
+    if (!device)
+      return fmt::format("TUN device {}: {}", config.interface, device.error().message());
+    ifindex = device->ifindex();
+    const std::string conf = "/proc/sys/net/ipv4/conf/" + device->name() + "/";
+    // ICMP errors the engine writes into the device come from the TEP's own IPv4 address,
+    // which the kernel would otherwise drop as a martian (a local source arriving from outside).
+    // Decapsulated packets' sources are routed back into this device, so rp_filter passes them,
+    // but loose mode is set for asymmetric pools (a prefix routed elsewhere too).
+    if (!write_sysctl(conf + "accept_local", "1") || !write_sysctl(conf + "rp_filter", "2"))
+      log.warn("cannot set accept_local/rp_filter on {}: its ICMP errors may be dropped",
+               device->name());
+    // The device carries IPv4 only; without this the kernel sends it IPv6 router solicitations.
+    (void)write_sysctl("/proc/sys/net/ipv6/conf/" + device->name() + "/disable_ipv6", "1");
+    if (auto ok = netlink->set_mtu(ifindex, config.tunnel_mtu); !ok)
+      return fmt::format("MTU of {}: {}", device->name(), ok.error().to_string());
+    if (auto ok = netlink->set_link_up(ifindex); !ok)
+      return fmt::format("bringing {} up: {}", device->name(), ok.error().to_string());
+    for (const auto& prefix : config.pool) {
+      if (auto ok = netlink->add_route(platform::netlink::Ipv4Route{.destination = prefix,
+                                                                    .gateway = std::nullopt,
+                                                                    .oif = ifindex,
+                                                                    .metric = std::nullopt});
+          !ok)
+        return fmt::format("route {} dev {}: {}", prefix.to_string(), device->name(),
+                           ok.error().to_string());
+    }
+    if (read_sysctl("/proc/sys/net/ipv4/ip_forward") != "1")
+      log.warn(
+          "IPv4 forwarding is off (net.ipv4.ip_forward=0): decapsulated packets will not "
+          "leave this host");
+    std::string pool;
+    for (const auto& p : config.pool) pool += (pool.empty() ? "" : ", ") + p.to_string();
+    log.info("TUN device {} (MTU {}), pool routed into it: {}", device->name(), config.tunnel_mtu,
+             pool);
+    platform::Fd queue = device->release(0);
+    tun_wait.emplace(io, ::dup(queue.get()));
+    tun.emplace(std::move(queue));
+
+    auto port = tep::io::TunnelPort::open(tep::io::TunnelOptions{.local = config.ipv6});
+    if (!port)
+      return fmt::format("tunnel socket on {}: {}", config.ipv6.to_string(),
+                         port.error().message());
+    tunnel.emplace(std::move(*port));
+    tunnel_wait.emplace(io, ::dup(tunnel->receive_handle()));
+    log.info("tunnel end point {}", config.ipv6.to_string());
+
+    tep::EngineConfig ec;
+    ec.local = config.ipv6;
+    ec.router = config.ipv4;
+    ec.keepalive = config.keepalive;
+    ec.pool = config.pool;
+    ec.tunnel_mtu = config.tunnel_mtu;
+    ec.encap.hop_limit = config.hop_limit;
+    ec.bindings = config.bindings;
+    ec.queue = config.miss_queue;
+    ec.icmp_rate = config.icmp_rate;
+    ec.icmp_burst = config.icmp_rate;
+    engine = std::make_unique<tep::Engine>(std::move(ec), *this);
+    return std::nullopt;
+  }
+
+  // ---- the data path ----
+
+  asio::awaitable<void> tun_loop([[maybe_unused]] std::shared_ptr<Impl> self) {
+    while (!stopped) {
+      auto [ec] = co_await tun_wait->async_wait(asio::posix::descriptor_base::wait_read,
+                                                as_tuple_awaitable);
+      if (ec || stopped) co_return;
+      for (int round = 0; round < kRoundsPerWake; ++round) {
+        auto n = tun->receive(tun_batch);
+        if (!n) {
+          receive_errors.inc();
+          break;
+        }
+        if (*n == 0) break;
+        const auto t = now();
+        for (std::size_t i = 0; i < *n; ++i)
+          engine->from_ipv4(tun_batch.frame(i).first(tun_batch.offset(i) + tun_batch.length(i)),
+                            tun_batch.offset(i), t);
+      }
+    }
+  }
+
+  asio::awaitable<void> tunnel_loop([[maybe_unused]] std::shared_ptr<Impl> self) {
+    while (!stopped) {
+      auto [ec] = co_await tunnel_wait->async_wait(asio::posix::descriptor_base::wait_read,
+                                                   as_tuple_awaitable);
+      if (ec || stopped) co_return;
+      for (int round = 0; round < kRoundsPerWake; ++round) {
+        auto n = tunnel->receive(tunnel_batch);
+        if (!n) {
+          receive_errors.inc();
+          break;
+        }
+        if (*n == 0) break;
+        const auto t = now();
+        for (std::size_t i = 0; i < *n; ++i) engine->from_tunnel(tunnel_batch.packet(i), t);
+      }
+    }
+  }
+
+  void schedule_tick() {
+    tick_timer.expires_after(kTick);
+    tick_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->stopped) return;
+      self->engine->tick(now());
+      self->schedule_tick();
+    });
+  }
+
+  // ---- the DSTM server ----
+
+  tsp::ClientConfig session_config() const {
+    tsp::ClientConfig c;
+    c.transport = config.server.transport;
+    c.mechanisms = {tsp::Mechanism::DigestMd5, tsp::Mechanism::Plain};
+    c.username = config.server.user;
+    c.password = config.server.password;
+    c.server_name = config.server.address;
+    c.tep_ipv4 = config.ipv4;
+    c.tep_ipv6 = config.ipv6;
+    return c;
+  }
+
+  tsp_net::Target target() const {
+    return tsp_net::Target{.address = config.server.address,
+                           .port = config.server.port,
+                           .transport = config.server.transport,
+                           .source_address = {},
+                           .freebind = false};
+  }
+
+  void start_query(core::Ipv4Address address) {
+    if (stopped) return;
+    if (!connected()) {
+      // Nobody to ask: fail now rather than hold packets until the queue's deadline.
+      engine->answer_failed(address, now());
+      return;
+    }
+    asio::co_spawn(io, run_query(shared_from_this(), address), asio::detached);
+  }
+
+  // Asks the server and feeds the answer to the engine. A failed revalidation keeps the binding.
+  asio::awaitable<void> run_query([[maybe_unused]] std::shared_ptr<Impl> self,
+                                  core::Ipv4Address address, bool revalidation = false) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto answer = co_await session->query(address);
+    if (stopped) co_return;
+    const auto t = now();
+    if (!answer) {
+      if (!revalidation) engine->answer_failed(address, t);
+      co_return;
+    }
+    latency.add(std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - t0));
+    if (answer->mapping)
+      engine->answer_leased(address, answer->mapping->ipv6,
+                            std::chrono::seconds{answer->mapping->lifetime}, t);
+    else if (answer->status.code == 501)
+      engine->answer_not_leased(address, t);
+    else if (!revalidation)
+      engine->answer_failed(address, t);
+  }
+
+  // After a reconnect the server may have withdrawn mappings this TEP was never told about (it
+  // restarted, or the heartbeat carrying them was lost): ask again about every binding, while
+  // the bindings keep carrying traffic.
+  void revalidate(std::uint64_t gen) {
+    struct Work {
+      std::vector<core::Ipv4Address> addresses;
+      std::size_t next = 0;
+    };
+    auto work = std::make_shared<Work>(Work{engine->bindings().addresses()});
+    if (work->addresses.empty()) return;
+    log.info("revalidating {} bindings with the server", work->addresses.size());
+    auto self = shared_from_this();
+    for (std::size_t i = 0; i < std::min(kRevalidateWindow, work->addresses.size()); ++i)
+      asio::co_spawn(io, revalidate_worker(self, work, gen), asio::detached);
+  }
+
+  template <typename Work>
+  asio::awaitable<void> revalidate_worker(std::shared_ptr<Impl> self, std::shared_ptr<Work> work,
+                                          std::uint64_t gen) {
+    while (!stopped && gen == generation && connected() && work->next < work->addresses.size())
+      co_await run_query(self, work->addresses[work->next++], true);
+  }
+
+  asio::awaitable<void> heartbeat_loop([[maybe_unused]] std::shared_ptr<Impl> self,
+                                       std::uint64_t gen) {
+    while (!stopped && gen == generation && connected()) {
+      auto answer = co_await session->heartbeat();
+      if (stopped || gen != generation) co_return;
+      if (!answer) co_return;  // the session failed: server_loop reconnects
+      ++heartbeats;
+      last_heartbeat = std::chrono::steady_clock::now();
+      if (answer->status.code == 200) {
+        heartbeat_interval = std::max<std::uint32_t>(1, answer->interval);
+        if (answer->flush) engine->flush();
+        for (const auto& a : answer->withdrawn) engine->withdraw(a);
+      } else {
+        log.warn("the server refused the heartbeat: {} {} (is '{}' a TEP user there?)",
+                 answer->status.code, answer->status.text, config.server.user);
+      }
+      heartbeat_timer.expires_after(std::chrono::seconds{heartbeat_interval});
+      auto [ec] = co_await heartbeat_timer.async_wait(as_tuple_awaitable);
+      if (ec) co_return;
+    }
+  }
+
+  asio::awaitable<void> server_loop(std::shared_ptr<Impl> self) {
+    auto retry = std::chrono::duration_cast<std::chrono::milliseconds>(kRetryMin);
+    while (!stopped) {
+      auto opened = co_await tsp_net::QuerySession::open(target(), session_config());
+      if (stopped) co_return;
+      if (opened) {
+        session.emplace(std::move(*opened));
+        const auto gen = ++generation;
+        ++connects;
+        last_error.clear();
+        retry = std::chrono::duration_cast<std::chrono::milliseconds>(kRetryMin);
+        log.info("connected to the DSTM server {} as {} ({})", session->peer().to_string(),
+                 config.server.user, tsp::mechanism_name(session->mechanism()));
+        asio::co_spawn(io, heartbeat_loop(self, gen), asio::detached);
+        revalidate(gen);
+        const auto closed = co_await session->wait_closed();
+        if (stopped) co_return;
+        ++generation;
+        heartbeat_timer.cancel();
+        last_error = closed.message();
+        log.warn("the DSTM server session ended: {}", last_error);
+        session.reset();
+      } else {
+        const auto message = opened.error().message();
+        if (message != last_error) log.warn("cannot reach the DSTM server: {}", message);
+        last_error = message;
+      }
+      retry_timer.expires_after(retry);
+      auto [ec] = co_await retry_timer.async_wait(as_tuple_awaitable);
+      if (ec || stopped) co_return;
+      retry = std::min(retry * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kRetryMax));
+    }
+  }
+
+  // ---- the control socket ----
+
+  json::object counters_json() const {
+    json::object o;
+    const auto& c = engine->counters();
+    c.for_each([&](std::string_view name, std::string_view, std::uint64_t v) { o[name] = v; });
+    for (std::size_t i = 0; i < tep::kDropReasonCount; ++i)
+      o[fmt::format("decap_{}", tep::drop_reason_name(static_cast<tep::DropReason>(i)))] =
+          c.decap_drops[i];
+    o["tun_write_errors"] = tun_write_errors.value();
+    o["tunnel_send_errors"] = tunnel_send_errors.value();
+    o["receive_errors"] = receive_errors.value();
+    return o;
+  }
+
+  json::object status() const {
+    const auto t = now();
+    json::object server;
+    server["address"] = config.server.address;
+    server["port"] = config.server.port;
+    server["transport"] = config.server.transport == tsp::Transport::Tcp ? "tcp" : "udp";
+    server["user"] = config.server.user;
+    server["connected"] = connected();
+    server["connects"] = connects;
+    server["heartbeats"] = heartbeats;
+    server["heartbeat_interval"] = heartbeat_interval;
+    if (last_heartbeat)
+      server["last_heartbeat_ago"] =
+          std::chrono::duration_cast<std::chrono::seconds>(t - *last_heartbeat).count();
+    if (connected()) server["in_flight"] = session->in_flight();
+    if (!last_error.empty()) server["last_error"] = last_error;
+    server["query_latency"] = latency.summary();
+    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(t - started).count();
+    server["query_rate"] =
+        uptime > 0 ? static_cast<double>(engine->counters().queries) / static_cast<double>(uptime)
+                   : 0.0;
+
+    json::object queue;
+    queue["addresses"] = engine->queue().addresses();
+    queue["packets"] = engine->queue().packets();
+    queue["bytes"] = engine->queue().bytes();
+
+    json::object o;
+    o["name"] = config.name;
+    o["version"] = options.version;
+    o["uptime"] = uptime;
+    o["ipv6"] = config.ipv6.to_string();
+    o["ipv4"] = config.ipv4.to_string();
+    o["keepalive"] = config.keepalive ? json::value(config.keepalive->to_string()) : nullptr;
+    o["interface"] = config.interface;
+    o["tunnel_mtu"] = config.tunnel_mtu;
+    json::array pool;
+    for (const auto& p : config.pool) pool.emplace_back(p.to_string());
+    o["pool"] = std::move(pool);
+    o["server"] = std::move(server);
+    o["bindings"] = engine->bindings().size();
+    o["negative"] = engine->bindings().negative_size();
+    o["queue"] = std::move(queue);
+    o["counters"] = counters_json();
+    return o;
+  }
+
+  // GET /bindings?search=TEXT&limit=N: bindings whose IPv4 or client IPv6 contains TEXT.
+  platform::Response bindings(const platform::Request& r) const {
+    std::size_t limit = 1000;
+    if (auto l = r.query_param("limit")) {
+      try {
+        limit = std::min<std::size_t>(std::stoul(std::string{*l}), kMaxListedBindings);
+      } catch (...) {
+        return platform::Response::error(400, "limit must be a number");
+      }
+    }
+    const std::string search{r.query_param("search").value_or("")};
+    const auto t = now();
+    json::array list;
+    std::size_t matched = 0;
+    engine->bindings().for_each([&](core::Ipv4Address a, const tep::Binding& b) {
+      if (b.expires <= t) return;
+      const auto ipv4 = a.to_string();
+      const auto client = b.client.to_string();
+      if (!search.empty() && ipv4.find(search) == std::string::npos &&
+          client.find(search) == std::string::npos)
+        return;
+      ++matched;
+      if (list.size() >= limit) return;
+      json::object e;
+      e["ipv4"] = ipv4;
+      e["client"] = client;
+      e["origin"] = origin_name(b.origin);
+      e["expires_in"] = std::chrono::duration_cast<std::chrono::seconds>(b.expires - t).count();
+      e["age"] = std::chrono::duration_cast<std::chrono::seconds>(t - b.learned).count();
+      e["packets_to_client"] = b.packets_to_client;
+      e["bytes_to_client"] = b.bytes_to_client;
+      e["packets_from_client"] = b.packets_from_client;
+      e["bytes_from_client"] = b.bytes_from_client;
+      list.emplace_back(std::move(e));
+    });
+    std::sort(list.begin(), list.end(), [](const json::value& x, const json::value& y) {
+      return core::Ipv4Address::parse(x.at("ipv4").as_string()).value().to_uint() <
+             core::Ipv4Address::parse(y.at("ipv4").as_string()).value().to_uint();
+    });
+    json::object o;
+    o["total"] = matched;
+    o["bindings"] = std::move(list);
+    return platform::Response::json(std::move(o));
+  }
+
+  std::string metrics() const {
+    std::string text = counters.to_prometheus();
+    const auto& c = engine->counters();
+    c.for_each([&](std::string_view name, std::string_view help, std::uint64_t v) {
+      text +=
+          fmt::format("# HELP tep_{0}_total {1}\n# TYPE tep_{0}_total counter\ntep_{0}_total {2}\n",
+                      name, help, v);
+    });
+    text +=
+        "# HELP tep_decap_drops_total Decapsulation drops by reason\n"
+        "# TYPE tep_decap_drops_total counter\n";
+    for (std::size_t i = 0; i < tep::kDropReasonCount; ++i)
+      text += fmt::format("tep_decap_drops_total{{reason=\"{}\"}} {}\n",
+                          tep::drop_reason_name(static_cast<tep::DropReason>(i)), c.decap_drops[i]);
+    const auto gauge = [&](std::string_view name, std::string_view help, std::size_t v) {
+      text += fmt::format("# HELP tep_{0} {1}\n# TYPE tep_{0} gauge\ntep_{0} {2}\n", name, help, v);
+    };
+    gauge("bindings", "live bindings in the table", engine->bindings().size());
+    gauge("negative_entries", "addresses cached as not leased", engine->bindings().negative_size());
+    gauge("queued_packets", "packets waiting for the server's answer", engine->queue().packets());
+    gauge("server_connected", "1 while the session to the DSTM server is up", connected() ? 1 : 0);
+    return text;
+  }
+
+  platform::Router router() {
+    platform::Router r;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    auto with = [weak](auto fn) {
+      return [weak, fn](const platform::Request& req) -> platform::Response {
+        auto self = weak.lock();
+        if (!self || !self->engine) return platform::Response::error(503, "stopping");
+        return fn(*self, req);
+      };
+    };
+    r.get("/status", with([](Impl& d, const platform::Request&) {
+            return platform::Response::json(d.status());
+          }));
+    r.get("/bindings", with([](Impl& d, const platform::Request& req) { return d.bindings(req); }));
+    r.post("/bindings/flush", with([](Impl& d, const platform::Request&) {
+             const auto n = d.engine->bindings().size();
+             d.engine->flush();
+             d.log.info("bindings flushed by the operator ({})", n);
+             return platform::Response::json(json::object{{"flushed", n}});
+           }));
+    r.add(platform::Method::Delete, "/bindings/{ipv4}",
+          with([](Impl& d, const platform::Request& req) {
+            const auto a = core::Ipv4Address::parse(*req.param("ipv4"));
+            if (!a) return platform::Response::error(400, "not an IPv4 address");
+            if (!d.engine->bindings().find(*a, now()))
+              return platform::Response::error(404, "no binding for that address");
+            d.engine->bindings().erase(*a);
+            return platform::Response::json(json::object{{"removed", a->to_string()}});
+          }));
+    r.get("/counters", with([](Impl& d, const platform::Request&) {
+            return platform::Response::json(d.counters_json());
+          }));
+    r.get("/metrics", with([](Impl& d, const platform::Request&) {
+            return platform::Response::plain(d.metrics(), platform::kPrometheusContentType);
+          }));
+    return r;
+  }
+};
+
+Daemon::Daemon(std::shared_ptr<Impl> impl) : impl_{std::move(impl)} {}
+
+Daemon::~Daemon() {
+  stop();
+}
+
+boost::system::result<std::unique_ptr<Daemon>, std::string> Daemon::start(asio::io_context& io,
+                                                                          Config config,
+                                                                          DaemonOptions options) {
+  auto d = std::make_shared<Impl>(io, std::move(config), std::move(options));
+  if (auto error = d->open_data_plane()) return *error;
+
+  const auto dir = std::filesystem::path{d->config.control_socket}.parent_path();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  d->control = std::make_unique<platform::ControlServer>(
+      io, d->router(),
+      platform::ControlServerOptions{
+          .path = d->config.control_socket, .mode = 0660, .limits = {}, .counters = &d->counters});
+  if (auto ok = d->control->start(); !ok)
+    return fmt::format("control socket {}: {}", d->config.control_socket, ok.error().message());
+  d->log.info("control socket {}", d->config.control_socket);
+
+  asio::co_spawn(io, d->tun_loop(d), asio::detached);
+  asio::co_spawn(io, d->tunnel_loop(d), asio::detached);
+  asio::co_spawn(io, d->server_loop(d), asio::detached);
+  d->schedule_tick();
+
+  std::unique_ptr<Daemon> daemon{new Daemon{d}};
+  Daemon* raw = daemon.get();
+  d->signals = platform::stop_on_signals(io, {SIGINT, SIGTERM}, [raw] { raw->stop(); });
+  if (d->options.ready_fd) {
+    constexpr std::string_view kReady = "READY\n";
+    [[maybe_unused]] const auto n = ::write(*d->options.ready_fd, kReady.data(), kReady.size());
+    ::close(*d->options.ready_fd);
+  }
+  return daemon;
+}
+
+void Daemon::stop() noexcept {
+  auto& d = *impl_;
+  if (d.stopped) return;
+  d.stopped = true;
+  d.log.info("stopping");
+  d.tick_timer.cancel();
+  d.retry_timer.cancel();
+  d.heartbeat_timer.cancel();
+  if (d.session) d.session->close();
+  boost::system::error_code ignored;
+  if (d.tun_wait) d.tun_wait->close(ignored);
+  if (d.tunnel_wait) d.tunnel_wait->close(ignored);
+  // Closing the TUN queue removes the device, and the kernel removes its routes with it.
+  d.tun.reset();
+  d.tunnel.reset();
+  if (d.control) d.control->stop();
+  if (d.signals) d.signals->cancel();
+}
+
+}  // namespace tep_daemon
