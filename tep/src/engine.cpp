@@ -63,6 +63,7 @@ void Engine::from_tunnel(core::MutableBytes ipv6_packet, TimePoint now) {
       ++counters_.spoofed;
       return;
     }
+    b->origin = BindingOrigin::Traffic;  // learned from a query, now the client sends here too
     deliver_from_client(ip->packet, outer_source, *b, now);
     return;
   }
@@ -197,7 +198,7 @@ void Engine::send_to_client(core::MutableBytes frame, std::size_t headroom, core
       auto icmp = write_fragmentation_needed(out, config_.router, inner, config_.tunnel_mtu);
       if (!icmp) return;
       ++counters_.frag_needed_sent;
-      sink_.to_ipv4(*icmp);
+      sink_.icmp_error(*icmp);
       return;
     }
   }
@@ -212,7 +213,7 @@ void Engine::send_unreachable(core::Bytes offending, TimePoint now) {
                                          core::icmpv4_unreachable::kHost, 0, offending);
   if (!packet) return;
   ++counters_.unreachable_sent;
-  sink_.to_ipv4(*packet);
+  sink_.icmp_error(*packet);
 }
 
 // ---- the miss queue and the server's answers ----

@@ -27,6 +27,11 @@ struct CheckingSink : tep::Engine::Sink {
     FUZZ_CHECK(h->header.src == kLocal);
   }
   void query(core::Ipv4Address a) override { asked.push_back(a); }
+  void icmp_error(core::Bytes p) override {
+    const auto ip = core::parse_ipv4(p);
+    FUZZ_CHECK(ip.has_value());
+    FUZZ_CHECK(ip->header.protocol == 1);
+  }
   std::vector<core::Ipv4Address> asked;
 };
 

@@ -1,11 +1,15 @@
 #include "tep_daemon/daemon.hpp"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <csignal>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <fstream>
 #include <vector>
@@ -27,6 +31,7 @@
 #include "platform/netlink.hpp"
 #include "platform/signals.hpp"
 #include "platform/tun.hpp"
+#include "core/ipv4.hpp"
 #include "tep/engine.hpp"
 #include "tep_io/packet_io.hpp"
 #include "tsp_net/client.hpp"
@@ -113,6 +118,8 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
       counters.counter("tep_tun_write_errors_total", "IPv4 packets the TUN device refused");
   platform::Counter& tunnel_send_errors = counters.counter(
       "tep_tunnel_send_errors_total", "IPv6 packets the tunnel socket could not send");
+  platform::Counter& icmp_send_errors = counters.counter(
+      "tep_icmp_send_errors_total", "ICMP errors the host stack could not send");
   platform::Counter& receive_errors =
       counters.counter("tep_receive_errors_total", "failed reads from the TUN or tunnel socket");
 
@@ -120,6 +127,7 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
   std::uint32_t ifindex = 0;
   std::optional<tep::io::TunPort> tun;
   std::optional<tep::io::TunnelPort> tunnel;
+  platform::Fd icmp_socket;  // raw IPv4 (IPPROTO_RAW: header included) for the TEP's own errors
   std::optional<asio::posix::stream_descriptor> tun_wait;
   std::optional<asio::posix::stream_descriptor> tunnel_wait;
   tep::io::PacketBatch tun_batch{kBatch};
@@ -163,6 +171,16 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
   void to_tunnel(core::Bytes packet) override {
     if (!tunnel->send(packet)) tunnel_send_errors.inc();
   }
+  void icmp_error(core::Bytes packet) override {
+    const auto ip = core::parse_ipv4(packet);
+    if (!ip) return;
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(ip->header.dst.to_uint());
+    if (::sendto(icmp_socket.get(), packet.data(), packet.size(), MSG_DONTWAIT,
+                 reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0)
+      icmp_send_errors.inc();
+  }
   void query(core::Ipv4Address address) override {
     // Deferred: the engine is in the middle of handling a packet.
     asio::post(io, [self = shared_from_this(), address] { self->start_query(address); });
@@ -180,13 +198,10 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
       return fmt::format("TUN device {}: {}", config.interface, device.error().message());
     ifindex = device->ifindex();
     const std::string conf = "/proc/sys/net/ipv4/conf/" + device->name() + "/";
-    // ICMP errors the engine writes into the device come from the TEP's own IPv4 address,
-    // which the kernel would otherwise drop as a martian (a local source arriving from outside).
-    // Decapsulated packets' sources are routed back into this device, so rp_filter passes them,
-    // but loose mode is set for asymmetric pools (a prefix routed elsewhere too).
-    if (!write_sysctl(conf + "accept_local", "1") || !write_sysctl(conf + "rp_filter", "2"))
-      log.warn("cannot set accept_local/rp_filter on {}: its ICMP errors may be dropped",
-               device->name());
+    // Decapsulated packets' sources are routed back into this device, so rp_filter passes
+    // them; loose mode still, for pools whose prefixes are also routed elsewhere.
+    if (!write_sysctl(conf + "rp_filter", "2"))
+      log.warn("cannot set rp_filter on {}: decapsulated packets may be dropped", device->name());
     // The device carries IPv4 only; without this the kernel sends it IPv6 router solicitations.
     (void)write_sysctl("/proc/sys/net/ipv6/conf/" + device->name() + "/disable_ipv6", "1");
     if (auto ok = netlink->set_mtu(ifindex, config.tunnel_mtu); !ok)
@@ -219,6 +234,9 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
       return fmt::format("tunnel socket on {}: {}", config.ipv6.to_string(),
                          port.error().message());
     tunnel.emplace(std::move(*port));
+    icmp_socket.reset(::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW));
+    if (!icmp_socket)
+      return fmt::format("raw IPv4 socket for ICMP errors: {}", std::strerror(errno));
     tunnel_wait.emplace(io, ::dup(tunnel->receive_handle()));
     log.info("tunnel end point {}", config.ipv6.to_string());
 

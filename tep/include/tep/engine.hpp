@@ -101,6 +101,10 @@ class Engine {
     virtual void to_ipv4(core::Bytes ipv4_packet) = 0;    // for the TUN device
     virtual void to_tunnel(core::Bytes ipv6_packet) = 0;  // for the tunnel socket
     virtual void query(core::Ipv4Address address) = 0;    // ask the server who holds address
+    // An ICMPv4 error this TEP originates (source: config.router): sent from the host's own
+    // stack, as a router sends its errors, not forwarded in from the TUN device (where the
+    // kernel would take the TEP's own source address for a martian).
+    virtual void icmp_error(core::Bytes ipv4_packet) = 0;
   };
 
   // config.pool non-empty and tunnel_mtu >= 1280 are preconditions (the config reader checks).

@@ -31,7 +31,9 @@ struct Recorder : tep::Engine::Sink {
   std::vector<std::vector<std::byte>> ipv4;
   std::vector<std::vector<std::byte>> tunnel;
   std::vector<core::Ipv4Address> queries;
+  std::vector<std::vector<std::byte>> icmp;
   void to_ipv4(core::Bytes p) override { ipv4.emplace_back(p.begin(), p.end()); }
+  void icmp_error(core::Bytes p) override { icmp.emplace_back(p.begin(), p.end()); }
   void to_tunnel(core::Bytes p) override { tunnel.emplace_back(p.begin(), p.end()); }
   void query(core::Ipv4Address a) override { queries.push_back(a); }
 };
@@ -132,8 +134,8 @@ TEST_CASE("engine: an unleased pool address draws ICMP host unreachable and a ne
   f.from_ipv4(packet, f.t0);
   REQUIRE(f.out.queries.size() == 1);
   f.engine.answer_not_leased(f.out.queries[0], f.t0);
-  REQUIRE(f.out.ipv4.size() == 1);
-  const auto icmp_ip = ipv4_of(f.out.ipv4[0]);
+  REQUIRE(f.out.icmp.size() == 1);
+  const auto icmp_ip = ipv4_of(f.out.icmp[0]);
   CHECK(icmp_ip.header.src == kRouter);
   CHECK(icmp_ip.header.dst.to_string() == kHost);
   const auto icmp = core::parse_icmpv4(icmp_ip.payload);
@@ -145,7 +147,7 @@ TEST_CASE("engine: an unleased pool address draws ICMP host unreachable and a ne
   // The negative cache answers the next one without asking.
   f.from_ipv4(packet, f.t0 + 1s);
   CHECK(f.out.queries.size() == 1);
-  CHECK(f.out.ipv4.size() == 2);
+  CHECK(f.out.icmp.size() == 2);
   CHECK(f.engine.counters().destination_not_leased == 2);
   // ... until it expires.
   f.from_ipv4(packet, f.t0 + 10s);
@@ -166,7 +168,7 @@ TEST_CASE("engine: ICMP errors are rate-limited", "[tep][engine]") {
     std::copy(packet.begin(), packet.end(), frame.begin() + 40);
     engine.from_ipv4(frame, 40, t0);
   }
-  CHECK(out.ipv4.size() == 2);
+  CHECK(out.icmp.size() == 2);
   CHECK(engine.counters().icmp_rate_limited == 8);
 }
 
@@ -266,8 +268,8 @@ TEST_CASE("engine: MTU: DF packets too big draw fragmentation needed, others are
   SECTION("DF set") {
     f.from_ipv4(udp(kHost, "198.51.100.1", 1472, true), f.t0);  // 1500 bytes > 1460
     CHECK(f.out.tunnel.empty());
-    REQUIRE(f.out.ipv4.size() == 1);
-    const auto ip = ipv4_of(f.out.ipv4[0]);
+    REQUIRE(f.out.icmp.size() == 1);
+    const auto ip = ipv4_of(f.out.icmp[0]);
     CHECK(ip.header.src == kRouter);
     const auto icmp = core::parse_icmpv4(ip.payload);
     REQUIRE(icmp);
@@ -305,10 +307,10 @@ TEST_CASE("engine: the miss queue is bounded and times out with ICMP", "[tep][en
   CHECK(engine.counters().queued == 2);
   CHECK(engine.counters().queue_address_full == 3);
   engine.tick(t0 + 2s);
-  CHECK(out.ipv4.empty());
+  CHECK(out.icmp.empty());
   engine.tick(t0 + 3s);
   CHECK(engine.counters().queue_timeout == 2);
-  CHECK(out.ipv4.size() == 2);  // host unreachable for each
+  CHECK(out.icmp.size() == 2);  // host unreachable for each
   // A late answer still installs the binding; nothing is left to send.
   engine.answer_leased(kLease, kClient, 60s, t0 + 4s);
   CHECK(out.tunnel.empty());
@@ -322,7 +324,8 @@ TEST_CASE("engine: a failed query drops what waited, with ICMP for return traffi
   f.from_client(udp("198.51.100.1", kHost), kClient, f.t0);
   f.engine.answer_failed(kLease, f.t0);
   CHECK(f.engine.counters().query_failed == 2);
-  CHECK(f.out.ipv4.size() == 1);  // the unreachable; the client's packet is not forwarded
+  CHECK(f.out.icmp.size() == 1);  // the unreachable
+  CHECK(f.out.ipv4.empty());      // the client's packet is not forwarded
   CHECK(f.engine.bindings().size() == 0);
   CHECK(f.engine.bindings().negative_size() == 0);
 }
@@ -364,4 +367,13 @@ TEST_CASE("engine: per-binding traffic counters", "[tep][engine]") {
   CHECK(b->bytes_from_client == up.size());
   CHECK(b->packets_to_client == 2);
   CHECK(b->bytes_to_client == 2 * down.size());
+}
+
+TEST_CASE("engine: a binding learned from a query becomes a traffic binding when the client sends",
+          "[tep][engine]") {
+  Fixture f;
+  f.engine.answer_leased(kLease, kClient, 60s, f.t0);
+  CHECK(f.engine.bindings().find(kLease, f.t0)->origin == tep::BindingOrigin::Query);
+  f.from_client(udp("198.51.100.1", kHost), kClient, f.t0);
+  CHECK(f.engine.bindings().find(kLease, f.t0)->origin == tep::BindingOrigin::Traffic);
 }
