@@ -1,0 +1,514 @@
+// The client's data path: TUN <-> 4over6 tunnel, batch by batch on the io_context thread.
+#include "link.hpp"
+
+#include <chrono>
+#include <exception>
+#include <span>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "core/icmp.hpp"
+#include "dstm_client/packets.hpp"
+#include "tep_io/packet_io.hpp"
+
+namespace dstm_client::detail {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kBatch = 16;
+// Batches drained from one side before the loop lets other work run (fairness between the two
+// directions, the control socket and the timers).
+constexpr int kRoundsPerTurn = 8;
+// After a read error, pause before waiting again: an fd in an error state is always "ready".
+constexpr std::chrono::milliseconds kErrorPause{50};
+// ICMP "fragmentation needed" written back to the host, at most per second.
+constexpr unsigned kFragNeededPerSecond = 100;
+
+// Waits for readiness of an fd owned elsewhere: the descriptor is released, never closed.
+class Watch {
+ public:
+  Watch(asio::io_context& io, int fd) : d_{io, fd} {}
+  ~Watch() { stop(); }
+  Watch(const Watch&) = delete;
+  Watch& operator=(const Watch&) = delete;
+
+  // Cancels a pending wait (it completes with operation_aborted) and gives the fd back.
+  void stop() noexcept {
+    if (!d_.is_open()) return;
+    boost::system::error_code ec;
+    d_.cancel(ec);
+    [[maybe_unused]] const int fd = d_.release();
+  }
+  asio::awaitable<boost::system::error_code> readable() {
+    auto [ec] = co_await d_.async_wait(asio::posix::descriptor_base::wait_read, kNoThrow);
+    co_return ec;
+  }
+
+ private:
+  asio::posix::stream_descriptor d_;
+};
+
+enum class Drain { Done, More, Error };
+
+}  // namespace
+
+// ---- Metrics ----
+
+Metrics::Metrics(platform::Counters& c)
+    : encapsulated{c.counter("dstm_client_encapsulated_total",
+                             "IPv4 packets sent into the tunnel (fragments counted each)")},
+      decapsulated{c.counter("dstm_client_decapsulated_total",
+                             "Inner IPv4 packets written to the TUN device")},
+      fragmented{c.counter("dstm_client_fragmented_total",
+                           "TUN packets fragmented to fit the tunnel MTU")},
+      frag_needed_sent{c.counter("dstm_client_frag_needed_sent_total",
+                                 "ICMP fragmentation-needed messages written back to the host")},
+      dropped_too_big{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
+                                {{"reason", "too_big"}})},
+      dropped_not_ours{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
+                                 {{"reason", "not_ours"}})},
+      dropped_source{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
+                               {{"reason", "source_not_leased"}})},
+      dropped_not_ipv4{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
+                                 {{"reason", "not_ipv4"}})},
+      dropped_malformed{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
+                                  {{"reason", "malformed"}})},
+      dropped_no_lease{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
+                                 {{"reason", "no_lease"}})},
+      tun_read_errors{c.counter("dstm_client_io_errors_total", "I/O errors, by operation",
+                                {{"op", "tun_read"}})},
+      tun_write_errors{c.counter("dstm_client_io_errors_total", "I/O errors, by operation",
+                                 {{"op", "tun_write"}})},
+      tunnel_read_errors{c.counter("dstm_client_io_errors_total", "I/O errors, by operation",
+                                   {{"op", "tunnel_read"}})},
+      tunnel_send_errors{c.counter("dstm_client_io_errors_total", "I/O errors, by operation",
+                                   {{"op", "tunnel_send"}})},
+      tunnel_send_dropped{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
+                                    {{"reason", "tunnel_busy"}})},
+      keepalive_sent{c.counter("dstm_client_keepalive_sent_total", "Keepalive probes sent")},
+      keepalive_answered{
+          c.counter("dstm_client_keepalive_answered_total", "Keepalive probes answered in time")},
+      keepalive_missed{
+          c.counter("dstm_client_keepalive_missed_total", "Keepalive probes not answered in time")},
+      keepalive_replies{c.counter("dstm_client_keepalive_replies_total",
+                                  "Keepalive echo replies received (in time or late)")},
+      renewals{c.counter("dstm_client_renewals_total", "Leases renewed")},
+      tep_changes{c.counter("dstm_client_tep_changes_total", "Moves to another TEP")} {
+  for (std::size_t i = 0; i < tep::kDropReasonCount; ++i) {
+    const auto reason = tep::drop_reason_name(static_cast<tep::DropReason>(i));
+    decap_drops[i] = &c.counter("dstm_client_decap_drops_total",
+                                "Tunnel packets dropped by decapsulation, by reason",
+                                {{"reason", std::string{reason}}});
+  }
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> Metrics::data_path() const {
+  return {{"encapsulated", encapsulated.value()},
+          {"decapsulated", decapsulated.value()},
+          {"fragmented", fragmented.value()},
+          {"frag_needed_sent", frag_needed_sent.value()},
+          {"dropped_not_ours", dropped_not_ours.value()},
+          {"dropped_source_not_leased", dropped_source.value()},
+          {"dropped_too_big", dropped_too_big.value()},
+          {"dropped_not_ipv4", dropped_not_ipv4.value()},
+          {"dropped_malformed", dropped_malformed.value()},
+          {"dropped_no_lease", dropped_no_lease.value()},
+          {"dropped_tunnel_busy", tunnel_send_dropped.value()},
+          {"keepalive_replies", keepalive_replies.value()},
+          {"tun_read_errors", tun_read_errors.value()},
+          {"tun_write_errors", tun_write_errors.value()},
+          {"tunnel_read_errors", tunnel_read_errors.value()},
+          {"tunnel_send_errors", tunnel_send_errors.value()}};
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> Metrics::drops() const {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (std::size_t i = 0; i < tep::kDropReasonCount; ++i)
+    out.emplace_back(tep::drop_reason_name(static_cast<tep::DropReason>(i)),
+                     decap_drops[i]->value());
+  return out;
+}
+
+// ---- Link ----
+
+struct TunnelSide {
+  TunnelSide(asio::io_context& io, tep::io::TunnelPort p)
+      : port{std::move(p)}, watch{io, port->receive_handle()} {}
+  void close() noexcept {
+    closed = true;
+    watch.stop();
+    port.reset();
+  }
+  std::optional<tep::io::TunnelPort> port;
+  Watch watch;
+  bool closed = false;
+};
+
+struct Link::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& i, platform::Fd fd, std::size_t mtu, std::uint16_t id, Metrics& me,
+       platform::Logger& l, std::function<void(std::uint16_t)> reply)
+      : io{i},
+        tun{std::in_place, std::move(fd)},
+        tun_watch{std::in_place, i, tun->native_handle()},
+        tunnel_mtu{mtu},
+        echo_id{id},
+        m{me},
+        log{l},
+        on_reply{std::move(reply)},
+        pause{i} {
+    probe_frame.resize(tep::io::kHeadroom + kProbeSize);
+    scratch.resize(tep::io::kHeadroom + tep::io::kMaxPacket);
+    pending.reserve(kBatch);
+  }
+
+  asio::io_context& io;
+  std::optional<tep::io::TunPort> tun;
+  std::optional<Watch> tun_watch;
+  std::size_t tunnel_mtu;
+  std::uint16_t echo_id;
+  Metrics& m;
+  platform::Logger& log;
+  std::function<void(std::uint16_t)> on_reply;
+  asio::steady_timer pause;
+
+  std::optional<Path> path;
+  std::shared_ptr<TunnelSide> tunnel;
+  tep::io::PacketBatch from_tun{kBatch};
+  tep::io::PacketBatch from_tunnel{kBatch};
+  std::vector<std::byte> scratch;      // fragments and ICMP errors, with headroom
+  std::vector<std::byte> probe_frame;  // keepalive probes, with headroom
+  std::vector<core::Bytes> pending;    // encapsulated packets of this batch, in order
+  std::uint16_t probe_ip_id = 0;
+  std::chrono::steady_clock::time_point frag_needed_window{};
+  unsigned frag_needed_in_window = 0;
+  bool closed = false;
+
+  tep::Endpoints ends() const noexcept { return {.src = path->local, .dst = path->tep}; }
+
+  static void spawn(asio::io_context& io, asio::awaitable<void> loop, platform::Logger& log) {
+    asio::co_spawn(io, std::move(loop), [&log](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        log.error("data path loop ended: {}", x.what());
+      } catch (...) {
+        log.error("data path loop ended");
+      }
+    });
+  }
+
+  // ---- sending into the tunnel ----
+
+  // Sends `packets` in order; what the socket does not take now is dropped and counted.
+  void send(std::span<const core::Bytes> packets) {
+    if (packets.empty()) return;
+    if (!tunnel || !tunnel->port) {
+      m.dropped_no_lease.inc(packets.size());
+      return;
+    }
+    while (!packets.empty()) {
+      const auto sent = tunnel->port->send(packets);
+      if (!sent) {
+        m.tunnel_send_errors.inc();
+        log.warn_limited("tunnel-send", "sending to the TEP failed: {}", sent.error().message());
+        packets = packets.subspan(1);
+        continue;
+      }
+      if (*sent == 0) {
+        m.tunnel_send_dropped.inc(packets.size());
+        return;
+      }
+      m.encapsulated.inc(*sent);
+      packets = packets.subspan(std::min(*sent, packets.size()));
+    }
+  }
+  void flush() {
+    send(pending);
+    pending.clear();
+  }
+  bool send_one(core::Bytes packet) {
+    const auto before = m.encapsulated.value();
+    send(std::span<const core::Bytes>{&packet, 1});
+    return m.encapsulated.value() != before;
+  }
+
+  // ---- TUN -> tunnel ----
+
+  void outbound(std::size_t i) {
+    const auto packet = from_tun.packet(i);
+    if (!path) {
+      m.dropped_no_lease.inc();
+      return;
+    }
+    switch (classify_outbound(packet, path->lease, tunnel_mtu)) {
+      case Outbound::Encapsulate: {
+        // The frame up to the packet's end: bytes after it are stale and must not count.
+        const auto frame = from_tun.frame(i).first(from_tun.offset(i) + from_tun.length(i));
+        const auto outer = tep::encapsulate(frame, from_tun.offset(i), ends());
+        if (!outer) {
+          m.dropped_malformed.inc();
+          return;
+        }
+        pending.push_back(*outer);
+        return;
+      }
+      case Outbound::Fragment:
+        fragment(packet);
+        return;
+      case Outbound::FragmentationNeeded:
+        too_big(packet);
+        return;
+      case Outbound::NotIpv4:
+        m.dropped_not_ipv4.inc();
+        return;
+      case Outbound::Malformed:
+        m.dropped_malformed.inc();
+        return;
+      case Outbound::SourceNotLeased:
+        m.dropped_source.inc();
+        return;
+    }
+  }
+
+  void fragment(core::Bytes packet) {
+    flush();  // what came before goes first
+    const auto count = tep::fragment_count(packet, tunnel_mtu);
+    if (!count) {
+      m.dropped_malformed.inc();
+      return;
+    }
+    m.fragmented.inc();
+    const core::MutableBytes buffer{scratch};
+    for (std::size_t k = 0; k < *count; ++k) {
+      const auto piece =
+          tep::write_fragment(packet, tunnel_mtu, k, buffer.subspan(tep::io::kHeadroom));
+      if (!piece) {
+        m.dropped_malformed.inc();
+        return;
+      }
+      const auto outer = tep::encapsulate(buffer.first(tep::io::kHeadroom + piece->size()),
+                                          tep::io::kHeadroom, ends());
+      if (!outer) {
+        m.dropped_malformed.inc();
+        return;
+      }
+      send_one(*outer);
+    }
+  }
+
+  void too_big(core::Bytes packet) {
+    m.dropped_too_big.inc();
+    if (!core::icmpv4_error_allowed(packet)) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - frag_needed_window >= std::chrono::seconds{1}) {
+      frag_needed_window = now;
+      frag_needed_in_window = 0;
+    }
+    if (frag_needed_in_window >= kFragNeededPerSecond) return;
+    ++frag_needed_in_window;
+    const auto icmp = tep::write_fragmentation_needed(scratch, path->tep_ipv4, packet, tunnel_mtu);
+    if (!icmp) return;
+    if (tun->send(*icmp))
+      m.frag_needed_sent.inc();
+    else
+      m.tun_write_errors.inc();
+  }
+
+  Drain drain_tun() {
+    for (int round = 0; round < kRoundsPerTurn; ++round) {
+      const auto n = tun->receive(from_tun);
+      if (!n) {
+        m.tun_read_errors.inc();
+        log.warn_limited("tun-read", "reading the TUN device failed: {}", n.error().message());
+        return Drain::Error;
+      }
+      if (*n == 0) return Drain::Done;
+      for (std::size_t i = 0; i < *n; ++i) outbound(i);
+      flush();
+    }
+    return Drain::More;
+  }
+
+  // ---- tunnel -> TUN ----
+
+  void inbound(core::MutableBytes packet) {
+    const auto d = tep::decapsulate(packet);
+    if (!d) {
+      m.decap_drops[static_cast<std::size_t>(d.error())]->inc();
+      return;
+    }
+    if (!path) {
+      m.dropped_no_lease.inc();
+      return;
+    }
+    const auto verdict = classify_inbound(d->inner, path->lease, path->keepalive, echo_id);
+    switch (verdict.kind) {
+      case Inbound::Kind::NotOurs:
+        m.dropped_not_ours.inc();
+        return;
+      case Inbound::Kind::KeepaliveReply:
+        m.keepalive_replies.inc();
+        if (on_reply) on_reply(verdict.sequence);
+        return;
+      case Inbound::Kind::Deliver:
+        if (tun->send(d->inner)) {
+          m.decapsulated.inc();
+        } else {
+          m.tun_write_errors.inc();
+        }
+        return;
+    }
+  }
+
+  Drain drain_tunnel(TunnelSide& side) {
+    for (int round = 0; round < kRoundsPerTurn; ++round) {
+      const auto n = side.port->receive(from_tunnel);
+      if (!n) {
+        m.tunnel_read_errors.inc();
+        log.warn_limited("tunnel-read", "reading the tunnel failed: {}", n.error().message());
+        return Drain::Error;
+      }
+      if (*n == 0) return Drain::Done;
+      for (std::size_t i = 0; i < *n; ++i) {
+        inbound(from_tunnel.packet(i));
+        if (closed || side.closed) return Drain::Done;  // a callback closed us
+      }
+    }
+    return Drain::More;
+  }
+
+  // ---- the loops ----
+  // Asio's reactor is edge-triggered: a side is drained until it reports nothing waiting before
+  // the loop waits for readiness again.
+
+  asio::awaitable<void> pause_after_error() {
+    pause.expires_after(kErrorPause);
+    co_await pause.async_wait(kNoThrow);
+  }
+
+  static asio::awaitable<void> tun_loop(std::shared_ptr<Impl> self) {
+    while (!self->closed) {
+      const Drain d = self->drain_tun();
+      if (self->closed) break;
+      if (d == Drain::More) {
+        co_await asio::post(self->io, asio::use_awaitable);
+        continue;
+      }
+      if (d == Drain::Error) {
+        co_await self->pause_after_error();
+        continue;
+      }
+      const auto ec = co_await self->tun_watch->readable();
+      if (self->closed || ec == asio::error::operation_aborted) break;
+      if (ec) {
+        self->log.warn_limited("tun-wait", "waiting on the TUN device failed: {}", ec.message());
+        co_await self->pause_after_error();
+      }
+    }
+  }
+
+  static asio::awaitable<void> tunnel_loop(std::shared_ptr<Impl> self,
+                                           std::shared_ptr<TunnelSide> side) {
+    while (!self->closed && !side->closed) {
+      const Drain d = self->drain_tunnel(*side);
+      if (self->closed || side->closed) break;
+      if (d == Drain::More) {
+        co_await asio::post(self->io, asio::use_awaitable);
+        continue;
+      }
+      if (d == Drain::Error) {
+        co_await self->pause_after_error();
+        continue;
+      }
+      const auto ec = co_await side->watch.readable();
+      if (self->closed || side->closed || ec == asio::error::operation_aborted) break;
+      if (ec) {
+        self->log.warn_limited("tunnel-wait", "waiting on the tunnel failed: {}", ec.message());
+        co_await self->pause_after_error();
+      }
+    }
+  }
+
+  void close() noexcept {
+    if (closed) return;
+    closed = true;
+    path.reset();
+    pause.cancel();
+    if (tunnel) tunnel->close();
+    tunnel.reset();
+    // The watch lets go of the fd first; closing the fd then removes the device.
+    tun_watch.reset();
+    tun.reset();
+  }
+};
+
+Link::Link(asio::io_context& io, platform::Fd tun_queue, std::size_t tunnel_mtu,
+           std::uint16_t echo_id, Metrics& metrics, platform::Logger& log,
+           std::function<void(std::uint16_t)> on_keepalive_reply)
+    : impl_{std::make_shared<Impl>(io, std::move(tun_queue), tunnel_mtu, echo_id, metrics, log,
+                                   std::move(on_keepalive_reply))} {
+  Impl::spawn(io, Impl::tun_loop(impl_), log);
+}
+
+Link::~Link() {
+  close();
+}
+
+platform::Result<void> Link::set_path(const Path& path) {
+  auto& d = *impl_;
+  if (d.closed) return boost::system::error_code{asio::error::bad_descriptor};
+  if (!d.tunnel || d.tunnel->port->local() != path.local) {
+    if (d.tunnel) d.tunnel->close();
+    d.tunnel.reset();
+    auto port = tep::io::TunnelPort::open(tep::io::TunnelOptions{.local = path.local});
+    if (!port) {
+      d.path.reset();
+      return port.error();
+    }
+    try {
+      d.tunnel = std::make_shared<TunnelSide>(d.io, std::move(*port));
+    } catch (const boost::system::system_error& e) {  // registering the fd with the reactor
+      d.path.reset();
+      return e.code();
+    }
+    Impl::spawn(d.io, Impl::tunnel_loop(impl_, d.tunnel), d.log);
+  }
+  d.path = path;
+  return {};
+}
+
+void Link::clear_path() noexcept {
+  impl_->path.reset();
+}
+
+bool Link::send_probe(std::uint16_t sequence) {
+  auto& d = *impl_;
+  if (d.closed || !d.path || !d.path->keepalive) return false;
+  const core::MutableBytes frame{d.probe_frame};
+  const auto probe =
+      write_probe(frame.subspan(tep::io::kHeadroom), Probe{.lease = d.path->lease,
+                                                           .keepalive = *d.path->keepalive,
+                                                           .echo_id = d.echo_id,
+                                                           .sequence = sequence,
+                                                           .ip_id = d.probe_ip_id++});
+  if (!probe) return false;
+  const auto outer = tep::encapsulate(frame.first(tep::io::kHeadroom + probe->size()),
+                                      tep::io::kHeadroom, d.ends());
+  if (!outer) return false;
+  return d.send_one(*outer);
+}
+
+void Link::close() noexcept {
+  if (impl_) impl_->close();
+}
+
+}  // namespace dstm_client::detail
