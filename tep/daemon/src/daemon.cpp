@@ -12,6 +12,7 @@
 #include <cstring>
 #include <chrono>
 #include <fstream>
+#include <utility>
 #include <vector>
 
 #include <fmt/core.h>
@@ -144,6 +145,7 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
   std::optional<std::chrono::steady_clock::time_point> last_heartbeat;
   std::string last_error;
   LatencyWindow latency;
+  std::vector<core::Ipv4Address> deferred;  // misses while no session was up
   asio::steady_timer retry_timer;
   asio::steady_timer heartbeat_timer;
 
@@ -329,11 +331,18 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
   void start_query(core::Ipv4Address address) {
     if (stopped) return;
     if (!connected()) {
-      // Nobody to ask: fail now rather than hold packets until the queue's deadline.
-      engine->answer_failed(address, now());
+      // Asked once the session is up (a TEP just started, or the server is back); until then
+      // the packets wait in the miss queue, which drops them at its deadline.
+      if (deferred.size() < config.miss_queue.max_addresses) deferred.push_back(address);
       return;
     }
     asio::co_spawn(io, run_query(shared_from_this(), address), asio::detached);
+  }
+
+  void ask_deferred() {
+    auto addresses = std::exchange(deferred, {});
+    for (const auto& a : addresses)
+      if (engine->queue().waiting(a)) start_query(a);
   }
 
   // Asks the server and feeds the answer to the engine. A failed revalidation keeps the binding.
@@ -417,6 +426,7 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
         log.info("connected to the DSTM server {} as {} ({})", session->peer().to_string(),
                  config.server.user, tsp::mechanism_name(session->mechanism()));
         asio::co_spawn(io, heartbeat_loop(self, gen), asio::detached);
+        ask_deferred();
         revalidate(gen);
         const auto closed = co_await session->wait_closed();
         if (stopped) co_return;
