@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <utility>
 #include <vector>
@@ -26,13 +26,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "core/ipv4.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
 #include "platform/netlink.hpp"
 #include "platform/signals.hpp"
 #include "platform/tun.hpp"
-#include "core/ipv4.hpp"
 #include "tep/engine.hpp"
 #include "tep_io/packet_io.hpp"
 #include "tsp_net/client.hpp"
@@ -119,8 +119,8 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
       counters.counter("tep_tun_write_errors_total", "IPv4 packets the TUN device refused");
   platform::Counter& tunnel_send_errors = counters.counter(
       "tep_tunnel_send_errors_total", "IPv6 packets the tunnel socket could not send");
-  platform::Counter& icmp_send_errors = counters.counter(
-      "tep_icmp_send_errors_total", "ICMP errors the host stack could not send");
+  platform::Counter& icmp_send_errors =
+      counters.counter("tep_icmp_send_errors_total", "ICMP errors the host stack could not send");
   platform::Counter& receive_errors =
       counters.counter("tep_receive_errors_total", "failed reads from the TUN or tunnel socket");
 
