@@ -1,6 +1,5 @@
 // dstm-server: the DSTM server daemon (docs/dstm-server.md).
 
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -50,12 +49,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--check-config") {
       check_only = true;
     } else if (arg == "--ready-fd") {
-      const auto text = value();
-      int fd = -1;
-      const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), fd);
-      if (ec != std::errc{} || p != text.data() + text.size() || fd < 0)
-        usage_error("--ready-fd needs a file descriptor number");
-      ready_fd = fd;
+      ready_fd = platform::parse_descriptor(value());
+      if (!ready_fd) usage_error("--ready-fd needs a file descriptor number");
     } else if (arg == "--log-level") {
       const auto level = platform::parse_log_level(value());
       if (!level) usage_error("--log-level: expected debug, info, warn or error");

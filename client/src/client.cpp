@@ -31,6 +31,7 @@
 #include "link.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
+#include "platform/fd.hpp"
 #include "platform/log.hpp"
 #include "platform/netlink.hpp"
 #include "platform/signals.hpp"
@@ -138,10 +139,7 @@ struct Client::Impl {
 
   void announce_ready() {
     if (!ready_fd) return;
-    const int fd = *std::exchange(ready_fd, std::nullopt);
-    constexpr std::string_view kReady = "READY\n";
-    [[maybe_unused]] const auto n = ::write(fd, kReady.data(), kReady.size());
-    ::close(fd);
+    platform::notify_ready(*std::exchange(ready_fd, std::nullopt));
   }
 
   StatusSnapshot snapshot() const {

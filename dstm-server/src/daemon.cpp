@@ -18,6 +18,7 @@
 #include "dstm_server/transport.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
+#include "platform/fd.hpp"
 #include "platform/log.hpp"
 #include "platform/signals.hpp"
 
@@ -175,12 +176,7 @@ Result<std::unique_ptr<Daemon>> Daemon::start(asio::io_context& io, Config confi
   Daemon* raw = daemon.get();
   self->signals = platform::stop_on_signals(io, {SIGINT, SIGTERM}, [raw] { raw->stop(); });
 
-  if (self->options.ready_fd) {
-    const int fd = *self->options.ready_fd;
-    constexpr std::string_view kReady = "READY\n";
-    [[maybe_unused]] const auto n = ::write(fd, kReady.data(), kReady.size());
-    ::close(fd);
-  }
+  if (self->options.ready_fd) platform::notify_ready(*self->options.ready_fd);
   return daemon;
 }
 

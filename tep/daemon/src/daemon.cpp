@@ -29,6 +29,7 @@
 #include "core/ipv4.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
+#include "platform/fd.hpp"
 #include "platform/log.hpp"
 #include "platform/netlink.hpp"
 #include "platform/signals.hpp"
@@ -648,11 +649,7 @@ boost::system::result<std::unique_ptr<Daemon>, std::string> Daemon::start(asio::
   std::unique_ptr<Daemon> daemon{new Daemon{d}};
   Daemon* raw = daemon.get();
   d->signals = platform::stop_on_signals(io, {SIGINT, SIGTERM}, [raw] { raw->stop(); });
-  if (d->options.ready_fd) {
-    constexpr std::string_view kReady = "READY\n";
-    [[maybe_unused]] const auto n = ::write(*d->options.ready_fd, kReady.data(), kReady.size());
-    ::close(*d->options.ready_fd);
-  }
+  if (d->options.ready_fd) platform::notify_ready(*d->options.ready_fd);
   return daemon;
 }
 

@@ -80,3 +80,24 @@ TEST_CASE("fd: reset closes the old fd and owns the new one", "[fd]") {
   a.reset();
   CHECK_FALSE(is_open(w));
 }
+
+TEST_CASE("parse_descriptor takes a plain decimal number and nothing else", "[platform][fd]") {
+  CHECK(platform::parse_descriptor("3") == 3);
+  CHECK(platform::parse_descriptor("0") == 0);
+  CHECK_FALSE(platform::parse_descriptor(""));
+  CHECK_FALSE(platform::parse_descriptor("-1"));
+  CHECK_FALSE(platform::parse_descriptor("3x"));
+  CHECK_FALSE(platform::parse_descriptor(" 3"));
+  CHECK_FALSE(platform::parse_descriptor("99999999999"));
+}
+
+TEST_CASE("notify_ready writes READY and closes the descriptor", "[platform][fd]") {
+  int p[2];
+  REQUIRE(::pipe(p) == 0);
+  platform::Fd read_end{p[0]};
+  platform::notify_ready(p[1]);
+  char buffer[16] = {};
+  CHECK(::read(read_end.get(), buffer, sizeof buffer) == 6);
+  CHECK(std::string_view{buffer, 6} == "READY\n");
+  CHECK(::read(read_end.get(), buffer, sizeof buffer) == 0);  // the write end is closed
+}

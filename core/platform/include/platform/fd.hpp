@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 namespace platform {
@@ -10,6 +12,13 @@ namespace platform {
 // tool holding one socket per peer should be limited by its own configuration, not by the usual
 // soft 1024. Best effort: a failure leaves the limit as it was.
 void raise_descriptor_limit(std::size_t at_most = 65536) noexcept;
+
+// The daemons' readiness signal (--ready-fd N): writes "READY\n" to fd and closes it, once
+// every listener, device and socket the daemon promises is up. Best effort: a supervisor that
+// went away must not stop the daemon.
+void notify_ready(int fd) noexcept;
+// The value of a --ready-fd argument: a decimal descriptor number >= 0, nothing else.
+std::optional<int> parse_descriptor(std::string_view text) noexcept;
 
 // Owns one fd (or none: -1). Not thread-safe; the fd itself may be used from any thread.
 class Fd {
