@@ -233,7 +233,7 @@ void start(DstmLab& lab) {
 
 }  // namespace
 
-TEST_CASE("e2e 1: each client gets its own pool address and a TEP; ping and TCP both ways work",
+TEST_CASE("e2e 1: each client gets its own pool address and a TEP, ping and TCP both ways work",
           "[e2e]") {
   DstmLab lab{options()};
   start(lab);
@@ -337,7 +337,7 @@ TEST_CASE("e2e 3: spoofed inner sources are dropped and counted at the TEP", "[e
 }
 
 TEST_CASE(
-    "e2e 4: unleased pool addresses draw host unreachable; too big with DF draws "
+    "e2e 4: unleased pool addresses draw host unreachable, too big with DF draws "
     "fragmentation needed and path MTU discovery succeeds",
     "[e2e]") {
   DstmLab lab{options()};
