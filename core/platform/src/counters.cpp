@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 
 namespace platform {
 
@@ -18,6 +19,23 @@ struct Counters::Family {
   // Sorted labels -> series. Series are heap nodes so references survive map growth.
   std::map<Labels, std::unique_ptr<Counter>> counters;
   std::map<Labels, std::unique_ptr<Gauge>> gauges;
+  // Series read through a callback (counter_fn / gauge_fn).
+  std::map<Labels, std::function<std::uint64_t()>> counter_fns;
+  std::map<Labels, std::function<std::int64_t()>> gauge_fns;
+
+  bool has(const Labels& l) const {
+    return counters.contains(l) || gauges.contains(l) || counter_fns.contains(l) ||
+           gauge_fns.contains(l);
+  }
+  // Every series of the family with its current value, sorted by labels.
+  std::map<Labels, boost::json::value> values() const {
+    std::map<Labels, boost::json::value> out;
+    for (const auto& [l, c] : counters) out.emplace(l, c->value());
+    for (const auto& [l, g] : gauges) out.emplace(l, g->value());
+    for (const auto& [l, read] : counter_fns) out.emplace(l, read());
+    for (const auto& [l, read] : gauge_fns) out.emplace(l, read());
+    return out;
+  }
 };
 
 namespace {
@@ -116,7 +134,10 @@ Counters::Family& Counters::family(std::string_view name, std::string_view help,
 Counter& Counters::counter(std::string_view name, std::string_view help, Labels labels) {
   auto key = normalize(name, std::move(labels));
   std::lock_guard lock{mutex_};
-  auto& slot = family(name, help, true).counters[std::move(key)];
+  auto& f = family(name, help, true);
+  if (f.counter_fns.contains(key))
+    throw std::logic_error(fmt::format("metric {}: series registered as a callback", name));
+  auto& slot = f.counters[std::move(key)];
   if (!slot) slot = std::make_unique<Counter>();
   return *slot;
 }
@@ -124,9 +145,30 @@ Counter& Counters::counter(std::string_view name, std::string_view help, Labels 
 Gauge& Counters::gauge(std::string_view name, std::string_view help, Labels labels) {
   auto key = normalize(name, std::move(labels));
   std::lock_guard lock{mutex_};
-  auto& slot = family(name, help, false).gauges[std::move(key)];
+  auto& f = family(name, help, false);
+  if (f.gauge_fns.contains(key))
+    throw std::logic_error(fmt::format("metric {}: series registered as a callback", name));
+  auto& slot = f.gauges[std::move(key)];
   if (!slot) slot = std::make_unique<Gauge>();
   return *slot;
+}
+
+void Counters::counter_fn(std::string_view name, std::string_view help, Labels labels,
+                          std::function<std::uint64_t()> read) {
+  auto key = normalize(name, std::move(labels));
+  std::lock_guard lock{mutex_};
+  auto& f = family(name, help, true);
+  if (f.has(key)) throw std::logic_error(fmt::format("metric {}: series registered twice", name));
+  f.counter_fns.emplace(std::move(key), std::move(read));
+}
+
+void Counters::gauge_fn(std::string_view name, std::string_view help, Labels labels,
+                        std::function<std::int64_t()> read) {
+  auto key = normalize(name, std::move(labels));
+  std::lock_guard lock{mutex_};
+  auto& f = family(name, help, false);
+  if (f.has(key)) throw std::logic_error(fmt::format("metric {}: series registered twice", name));
+  f.gauge_fns.emplace(std::move(key), std::move(read));
 }
 
 boost::json::value Counters::to_json() const {
@@ -134,15 +176,9 @@ boost::json::value Counters::to_json() const {
   boost::json::object out;
   for (const auto& [name, f] : families_) {
     boost::json::array series;
-    if (f->is_counter) {
-      for (const auto& [labels, c] : f->counters)
-        series.push_back(
-            boost::json::object{{"labels", labels_json(labels)}, {"value", c->value()}});
-    } else {
-      for (const auto& [labels, g] : f->gauges)
-        series.push_back(
-            boost::json::object{{"labels", labels_json(labels)}, {"value", g->value()}});
-    }
+    for (auto& [labels, value] : f->values())
+      series.push_back(
+          boost::json::object{{"labels", labels_json(labels)}, {"value", std::move(value)}});
     out[name] = boost::json::object{{"type", f->is_counter ? "counter" : "gauge"},
                                     {"help", f->help},
                                     {"series", std::move(series)}};
@@ -161,16 +197,11 @@ std::string Counters::to_prometheus() const {
     out += "\n# TYPE ";
     out += name;
     out += f->is_counter ? " counter\n" : " gauge\n";
-    if (f->is_counter) {
-      for (const auto& [labels, c] : f->counters) {
-        append_series(out, name, labels);
-        fmt::format_to(std::back_inserter(out), " {}\n", c->value());
-      }
-    } else {
-      for (const auto& [labels, g] : f->gauges) {
-        append_series(out, name, labels);
-        fmt::format_to(std::back_inserter(out), " {}\n", g->value());
-      }
+    for (const auto& [labels, value] : f->values()) {
+      append_series(out, name, labels);
+      out += ' ';
+      out += boost::json::serialize(value);
+      out += '\n';
     }
   }
   return out;

@@ -255,7 +255,33 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
     ec.icmp_rate = config.icmp_rate;
     ec.icmp_burst = config.icmp_rate;
     engine = std::make_unique<tep::Engine>(std::move(ec), *this);
+    register_metrics();
     return std::nullopt;
+  }
+
+  // The engine's counters, read at each /metrics or /counters on the loop thread (the control
+  // server's), where the engine lives.
+  void register_metrics() {
+    const auto& c = engine->counters();
+    c.for_each([&](std::string_view name, std::string_view help, const std::uint64_t& value) {
+      counters.counter_fn(fmt::format("tep_{}_total", name), help, {}, [&value] { return value; });
+    });
+    for (std::size_t i = 0; i < tep::kDropReasonCount; ++i)
+      counters.counter_fn(
+          "tep_decap_drops_total", "decapsulation drops by reason",
+          {{"reason", std::string{tep::drop_reason_name(static_cast<tep::DropReason>(i))}}},
+          [&c, i] { return c.decap_drops[i]; });
+    const auto gauge = [&](std::string_view name, std::string_view help, auto read) {
+      counters.gauge_fn(name, help, {}, [read] { return static_cast<std::int64_t>(read()); });
+    };
+    gauge("tep_bindings", "live bindings in the table",
+          [this] { return engine->bindings().size(); });
+    gauge("tep_negative_entries", "addresses cached as not leased",
+          [this] { return engine->bindings().negative_size(); });
+    gauge("tep_queued_packets", "packets waiting for the server's answer",
+          [this] { return engine->queue().packets(); });
+    gauge("tep_server_connected", "1 while the session to the DSTM server is up",
+          [this] { return connected() ? 1 : 0; });
   }
 
   // ---- the data path ----
@@ -555,30 +581,6 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
     return platform::Response::json(std::move(o));
   }
 
-  std::string metrics() const {
-    std::string text = counters.to_prometheus();
-    const auto& c = engine->counters();
-    c.for_each([&](std::string_view name, std::string_view help, std::uint64_t v) {
-      text +=
-          fmt::format("# HELP tep_{0}_total {1}\n# TYPE tep_{0}_total counter\ntep_{0}_total {2}\n",
-                      name, help, v);
-    });
-    text +=
-        "# HELP tep_decap_drops_total Decapsulation drops by reason\n"
-        "# TYPE tep_decap_drops_total counter\n";
-    for (std::size_t i = 0; i < tep::kDropReasonCount; ++i)
-      text += fmt::format("tep_decap_drops_total{{reason=\"{}\"}} {}\n",
-                          tep::drop_reason_name(static_cast<tep::DropReason>(i)), c.decap_drops[i]);
-    const auto gauge = [&](std::string_view name, std::string_view help, std::size_t v) {
-      text += fmt::format("# HELP tep_{0} {1}\n# TYPE tep_{0} gauge\ntep_{0} {2}\n", name, help, v);
-    };
-    gauge("bindings", "live bindings in the table", engine->bindings().size());
-    gauge("negative_entries", "addresses cached as not leased", engine->bindings().negative_size());
-    gauge("queued_packets", "packets waiting for the server's answer", engine->queue().packets());
-    gauge("server_connected", "1 while the session to the DSTM server is up", connected() ? 1 : 0);
-    return text;
-  }
-
   platform::Router router() {
     platform::Router r;
     std::weak_ptr<Impl> weak = shared_from_this();
@@ -607,12 +609,6 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
               return platform::Response::error(404, "no binding for that address");
             d.engine->bindings().erase(*a);
             return platform::Response::json(json::object{{"removed", a->to_string()}});
-          }));
-    r.get("/counters", with([](Impl& d, const platform::Request&) {
-            return platform::Response::json(d.counters_json());
-          }));
-    r.get("/metrics", with([](Impl& d, const platform::Request&) {
-            return platform::Response::plain(d.metrics(), platform::kPrometheusContentType);
           }));
     return r;
   }

@@ -82,7 +82,8 @@ struct EngineCounters {
 #undef TEP_COUNTER_FIELD
   std::array<std::uint64_t, kDropReasonCount> decap_drops{};  // by DropReason
 
-  // Calls fn(name, help, value) for every named counter above (not decap_drops).
+  // Calls fn(name, help, value) for every named counter above (not decap_drops); value is the
+  // member itself, so fn may keep a reference to it.
   template <typename F>
   void for_each(F&& fn) const {
 #define TEP_COUNTER_VISIT(name, help) fn(std::string_view{#name}, std::string_view{help}, name);

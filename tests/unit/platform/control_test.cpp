@@ -360,6 +360,28 @@ TEST_CASE("counters: the same name and labels give the same series, in any label
   CHECK(&c.counter("x_total", "X.", {{"a", "2"}, {"b", "2"}}) != &x);
 }
 
+TEST_CASE("counters: callback series are read at every snapshot, beside stored ones",
+          "[platform]") {
+  platform::Counters c;
+  std::uint64_t elsewhere = 3;
+  std::int64_t depth = -2;
+  c.counter("requests_total", "Requests", {{"kind", "a"}}).inc(5);
+  c.counter_fn("requests_total", "Requests", {{"kind", "b"}}, [&] { return elsewhere; });
+  c.gauge_fn("queue_depth", "Depth", {}, [&] { return depth; });
+  elsewhere = 7;
+  depth = 4;
+  const auto text = c.to_prometheus();
+  CHECK(text.find("requests_total{kind=\"a\"} 5\n") != std::string::npos);
+  CHECK(text.find("requests_total{kind=\"b\"} 7\n") != std::string::npos);
+  CHECK(text.find("queue_depth 4\n") != std::string::npos);
+  const auto json = c.to_json();
+  CHECK(json.at("queue_depth").at("series").at(0).at("value").to_number<std::int64_t>() == 4);
+  CHECK_THROWS_AS(
+      c.counter_fn("requests_total", "Requests", {{"kind", "b"}}, [] { return std::uint64_t{0}; }),
+      std::logic_error);
+  CHECK_THROWS_AS(c.counter("requests_total", "Requests", {{"kind", "b"}}), std::logic_error);
+}
+
 TEST_CASE("counters: bad names and conflicting registrations throw", "[platform]") {
   platform::Counters c;
   c.counter("ok_total", "Ok.");

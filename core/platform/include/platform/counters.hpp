@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -61,6 +62,16 @@ class Counters {
 
   Counter& counter(std::string_view name, std::string_view help, Labels labels = {});
   Gauge& gauge(std::string_view name, std::string_view help, Labels labels = {});
+
+  // A series whose value lives elsewhere (e.g. in a pure library that holds plain integers) and
+  // is read by `read` at every snapshot. `read` runs under the registry's lock on the thread that
+  // takes the snapshot (to_json/to_prometheus), so what it reads must be safe to read there: for
+  // a daemon's loop state, render on the loop thread (the control server does). Registering a
+  // series that exists already, as a callback or not, is a programming error (std::logic_error).
+  void counter_fn(std::string_view name, std::string_view help, Labels labels,
+                  std::function<std::uint64_t()> read);
+  void gauge_fn(std::string_view name, std::string_view help, Labels labels,
+                std::function<std::int64_t()> read);
 
   // {"<name>": {"type": "counter"|"gauge", "help": "...",
   //             "series": [{"labels": {"<label>": "<value>"}, "value": <integer>}]}}
