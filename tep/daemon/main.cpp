@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -9,6 +10,7 @@
 #include <fmt/core.h>
 #include <boost/asio/io_context.hpp>
 
+#include "platform/cli.hpp"
 #include "platform/config.hpp"
 #include "platform/fd.hpp"
 #include "platform/log.hpp"
@@ -28,48 +30,22 @@ constexpr std::string_view kUsage = R"(usage: tep --config FILE [options]
   --version         print the version and exit
 )";
 
-[[noreturn]] void usage_error(std::string_view message) {
-  fmt::print(stderr, "tep: {}\n{}", message, kUsage);
-  std::exit(64);  // EX_USAGE
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::optional<std::string> config_file;
   std::string name;
-  bool check_only = false;
-  std::optional<int> ready_fd;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    auto value = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage_error(fmt::format("{} needs a value", arg));
-      return argv[++i];
-    };
-    if (arg == "--config") {
-      config_file = std::string{value()};
-    } else if (arg == "--name") {
-      name = std::string{value()};
-    } else if (arg == "--check-config") {
-      check_only = true;
-    } else if (arg == "--ready-fd") {
-      ready_fd = platform::parse_descriptor(value());
-      if (!ready_fd) usage_error("--ready-fd needs a file descriptor number");
-    } else if (arg == "--log-level") {
-      const auto level = platform::parse_log_level(value());
-      if (!level) usage_error("--log-level: expected debug, info, warn or error");
-      platform::set_default_log_level(*level);
-    } else if (arg == "--version") {
-      fmt::print("tep {}\n", kVersion);
-      return 0;
-    } else if (arg == "--help" || arg == "-h") {
-      fmt::print("{}", kUsage);
-      return 0;
-    } else {
-      usage_error(fmt::format("unknown argument '{}'", arg));
-    }
+  const auto args = platform::parse_daemon_arguments(
+      argc, argv, "tep", kVersion, kUsage,
+      [&](std::string_view arg, const std::function<std::string_view()>& value) {
+        if (arg != "--name") return false;
+        name = std::string{value()};
+        return true;
+      });
+  if (!args.config_file) {
+    fmt::print(stderr, "tep: --config is required\n{}", kUsage);
+    return 64;  // EX_USAGE
   }
-  if (!config_file) usage_error("--config is required");
+  const auto& config_file = args.config_file;
 
   auto text = platform::read_config_file(*config_file);
   if (!text) platform::exit_with_config_errors(*config_file, text.error());
@@ -81,7 +57,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "{}: {}\n", *config_file, error);
     return platform::kExitConfig;
   }
-  if (check_only) {
+  if (args.check_only) {
     fmt::print("{}: valid ({} TEPs; {}: {} pool prefixes, server {})\n", *config_file, teps->size(),
                config->name, config->pool.size(), config->server.address);
     return 0;
@@ -90,7 +66,7 @@ int main(int argc, char** argv) {
   boost::asio::io_context io{1};
   auto daemon = tep_daemon::Daemon::start(
       io, *config,
-      tep_daemon::DaemonOptions{.version = std::string{kVersion}, .ready_fd = ready_fd});
+      tep_daemon::DaemonOptions{.version = std::string{kVersion}, .ready_fd = args.ready_fd});
   if (!daemon) {
     platform::Logger{"tep"}.error("cannot start {}: {}", config->name, daemon.error());
     return 1;
