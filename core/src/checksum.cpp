@@ -2,7 +2,9 @@
 #include "core/checksum.hpp"
 
 #include <array>
+#include <bit>
 #include <cassert>
+#include <cstring>
 
 namespace core {
 namespace {
@@ -28,7 +30,49 @@ std::uint16_t contribution(std::size_t offset, Bytes field) noexcept {
   return c.add(field).sum();
 }
 
+// The sum of `data` in native-order 64-bit words with end-around carry, optionally copying each
+// word on the way. The one's-complement sum is independent of byte order (RFC 1071 §2(B)): the
+// caller folds the result and swaps the bytes of the fold on a little-endian host. A tail of
+// fewer than 8 bytes is summed as a word padded with zeros, which is RFC 1071's odd-byte rule
+// (data starts at an even offset, so the padding follows the last byte).
+template <bool Copy>
+std::uint64_t sum_words(Bytes data, MutableBytes copy_to) noexcept {
+  std::uint64_t acc = 0;
+  std::uint64_t carries = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= data.size(); i += 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, data.subspan(i, 8).data(), 8);
+    if constexpr (Copy) std::memcpy(copy_to.subspan(i, 8).data(), &w, 8);
+    acc += w;
+    carries += acc < w ? 1 : 0;
+  }
+  if (i < data.size()) {
+    const std::size_t n = data.size() - i;
+    std::array<std::byte, 8> tail{};
+    std::memcpy(tail.data(), data.subspan(i).data(), n);
+    if constexpr (Copy) std::memcpy(copy_to.subspan(i, n).data(), tail.data(), n);
+    std::uint64_t w = 0;
+    std::memcpy(&w, tail.data(), 8);
+    acc += w;
+    carries += acc < w ? 1 : 0;
+  }
+  acc += carries;
+  return acc + (acc < carries ? 1 : 0);
+}
+
 }  // namespace
+
+std::uint16_t bulk_sum(Bytes data, MutableBytes copy_to) noexcept {
+  assert(copy_to.empty() || copy_to.size() >= data.size());
+  std::uint64_t s = copy_to.empty() ? sum_words<false>(data, {}) : sum_words<true>(data, copy_to);
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  auto folded = static_cast<std::uint16_t>(s);
+  if constexpr (std::endian::native == std::endian::little) {
+    folded = static_cast<std::uint16_t>((folded >> 8) | ((folded & 0xff) << 8));
+  }
+  return folded;
+}
 
 std::uint16_t checksum_update16(std::uint16_t checksum, std::uint16_t old_value,
                                 std::uint16_t new_value) noexcept {

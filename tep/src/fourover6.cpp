@@ -54,6 +54,14 @@ class TepCategory final : public boost::system::error_category {
         return "fragment index out of range";
       case Errc::NoSpace:
         return "output buffer too small";
+      case Errc::BadOffload:
+        return "virtio header does not fit the packet";
+      case Errc::OffloadNotTcp:
+        return "GSO packet is not a whole TCPv4 segment";
+      case Errc::OffloadBadTcpHeader:
+        return "GSO packet has a malformed TCP header";
+      case Errc::OffloadNoPayload:
+        return "GSO packet without payload";
     }
     return "unknown tep error";
   }

@@ -101,6 +101,13 @@ constexpr Checksum ipv6_pseudo_header(const Ipv6Address& src, const Ipv6Address&
   return Checksum{}.add(src).add(dst).add_u32(length).add_u16(0).add_u8(0).add_u8(next_header);
 }
 
+// The folded one's-complement sum of `data`, the value Checksum{}.add(data).sum() gives, summed
+// eight bytes at a time: for bulk data (payloads) on the packet path. When `copy_to` is not
+// empty, data is also copied into its front in the same pass (copy_to.size() >= data.size(),
+// asserted; the two must not overlap). Add the result to a Checksum with add_u16 when data
+// starts at an even offset of the checksummed bytes.
+std::uint16_t bulk_sum(Bytes data, MutableBytes copy_to = {}) noexcept;
+
 // Incremental update, RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), where m is the old value of a
 // changed 16-bit word and m' the new one. The field must be at an even offset from the start of
 // the checksummed data (use checksum_replace otherwise).

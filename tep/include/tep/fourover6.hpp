@@ -28,6 +28,11 @@ enum class Errc {
   DontFragment,         // fragmentation asked for a packet with DF set
   BadFragmentIndex,     // write_fragment index >= fragment_count
   NoSpace,              // the output buffer is too small
+  // Offloads (offload.hpp).
+  BadOffload,           // a virtio header that does not fit: GSO type, gso_size 0, csum field
+  OffloadNotTcp,        // a GSO packet that is not one whole TCPv4 segment (protocol, fragment)
+  OffloadBadTcpHeader,  // a GSO packet's TCP header: truncated, data offset < 5 or past the end
+  OffloadNoPayload,     // a GSO packet without TCP payload
 };
 
 const boost::system::error_category& tep_category() noexcept;
