@@ -14,6 +14,7 @@ namespace platform {
 Result<TunDevice> TunDevice::open(const TunOptions& options) {
   if (options.name.size() >= IFNAMSIZ) return Errc::NameTooLong;
   if (options.queues == 0 || options.queues > kMaxQueues) return errno_code(EINVAL);
+  if (options.tso4 && !options.vnet_hdr) return errno_code(EINVAL);
 
   ifreq ifr{};
   // IFF_NO_PI: packets are bare IP; the version nibble says which family.
@@ -31,6 +32,10 @@ Result<TunDevice> TunDevice::open(const TunOptions& options) {
     // The first TUNSETIFF creates the device and writes back its actual name; the later ones
     // attach further queues to that name.
     if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0) return errno_code(errno);
+    if (options.tso4) {
+      const unsigned long offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN;
+      if (::ioctl(fd.get(), TUNSETOFFLOAD, offloads) < 0) return errno_code(errno);
+    }
     queues.push_back(std::move(fd));
   }
   std::string name{ifr.ifr_name, ::strnlen(ifr.ifr_name, IFNAMSIZ)};

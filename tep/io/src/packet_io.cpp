@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <optional>
 
 #include "core/ipv6.hpp"
@@ -128,19 +130,40 @@ core::MutableBytes PacketBatch::packet(std::size_t i) noexcept {
   return frame(i).subspan(slots_[i].offset, slots_[i].length);
 }
 
-void PacketBatch::set(std::size_t i, std::size_t offset, std::size_t length) noexcept {
+void PacketBatch::set(std::size_t i, std::size_t offset, std::size_t length,
+                      const tep::offload::VirtioHeader& header) noexcept {
   assert(i < slots_.size());
   assert(offset <= kFrameSize && length <= kFrameSize - offset);
-  slots_[i] = Slot{.offset = offset, .length = length};
+  slots_[i] = Slot{.offset = offset, .length = length, .header = header};
+}
+
+std::optional<PacketBatch::Location> PacketBatch::locate(core::Bytes bytes) const noexcept {
+  // std::less gives a total order over unrelated pointers, where < would not.
+  const std::less<const std::byte*> before;
+  const std::byte* begin = storage_.data();
+  const std::byte* end = begin + storage_.size();
+  if (bytes.empty() || before(bytes.data(), begin) || before(end, bytes.data()) ||
+      static_cast<std::size_t>(end - bytes.data()) < bytes.size())
+    return std::nullopt;
+  const auto at = static_cast<std::size_t>(bytes.data() - begin);
+  const std::size_t frame = at / kFrameSize;
+  // A span that crosses into the next frame belongs to none.
+  if (at + bytes.size() > (frame + 1) * kFrameSize) return std::nullopt;
+  return Location{.frame = frame, .offset = at - frame * kFrameSize};
 }
 
 // --- TunPort
 
 platform::Result<std::size_t> TunPort::receive(PacketBatch& batch) {
+  constexpr std::size_t kVnet = tep::offload::kVirtioHeaderSize;
+  std::array<std::byte, kVnet> vnet{};
   std::size_t n = 0;
   while (n < batch.capacity()) {
     const auto room = batch.frame(n).subspan(kHeadroom);
-    const ssize_t got = ::read(fd_.get(), room.data(), room.size());
+    std::array<iovec, 2> parts{iovec{.iov_base = vnet.data(), .iov_len = vnet.size()},
+                               iovec{.iov_base = room.data(), .iov_len = room.size()}};
+    const std::span<iovec> used = vnet_hdr_ ? std::span{parts} : std::span{parts}.subspan(1);
+    const ssize_t got = ::readv(fd_.get(), used.data(), static_cast<int>(used.size()));
     if (got < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK || n > 0) break;
@@ -148,20 +171,37 @@ platform::Result<std::size_t> TunPort::receive(PacketBatch& batch) {
       batch.set_size(0);
       return errno_code(error);
     }
-    if (got == 0) break;  // a TUN read never returns 0 for a packet; nothing to keep
-    batch.set(n, kHeadroom, static_cast<std::size_t>(got));
+    auto length = static_cast<std::size_t>(got);
+    if (!vnet_hdr_) {
+      if (length == 0) break;  // a TUN read never returns 0 for a packet; nothing to keep
+      batch.set(n, kHeadroom, length);
+    } else {
+      if (length <= kVnet) continue;  // no packet after the header: nothing to keep
+      batch.set(n, kHeadroom, length - kVnet, tep::offload::VirtioHeader::read(vnet));
+    }
     ++n;
   }
   batch.set_size(n);
   return n;
 }
 
-platform::Result<void> TunPort::send(core::Bytes packet) {
+platform::Result<void> TunPort::send(core::Bytes packet, const tep::offload::VirtioHeader& header) {
+  std::array<std::byte, tep::offload::kVirtioHeaderSize> vnet{};
+  // writev of nothing never reaches the device, which would refuse it.
+  if (packet.empty() || (!vnet_hdr_ && header != tep::offload::VirtioHeader{}))
+    return errno_code(EINVAL);
+  header.write(vnet);
+  // writev only reads the buffers; iovec has no const form.
+  std::array<iovec, 2> parts{
+      iovec{.iov_base = vnet.data(), .iov_len = vnet.size()},
+      iovec{.iov_base = const_cast<std::byte*>(packet.data()), .iov_len = packet.size()}};
+  const std::span<iovec> used = vnet_hdr_ ? std::span{parts} : std::span{parts}.subspan(1);
+  const std::size_t expected = (vnet_hdr_ ? vnet.size() : 0) + packet.size();
   for (;;) {
-    const ssize_t put = ::write(fd_.get(), packet.data(), packet.size());
+    const ssize_t put = ::writev(fd_.get(), used.data(), static_cast<int>(used.size()));
     if (put >= 0) {
       // TUN takes a packet whole or not at all; a short count would be a kernel bug.
-      if (static_cast<std::size_t>(put) != packet.size()) return errno_code(EIO);
+      if (static_cast<std::size_t>(put) != expected) return errno_code(EIO);
       return {};
     }
     if (errno != EINTR) return errno_code(errno);

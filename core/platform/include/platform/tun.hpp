@@ -19,6 +19,11 @@ struct TunOptions {
   // IFF_VNET_HDR: every packet read or written is preceded by a struct virtio_net_hdr (10 bytes
   // unless changed with TUNSETVNETHDRSZ), which carries GSO/checksum offload state.
   bool vnet_hdr = false;
+  // With vnet_hdr: TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN). The kernel then hands
+  // over TCPv4 super-packets (up to 64 KB, cut by the reader: tep::offload::TcpSegmenter) and
+  // packets whose checksum is only partial (VIRTIO_NET_HDR_F_NEEDS_CSUM), and accepts both. IPv4
+  // only: a device that carries IPv6 would also want TSO6.
+  bool tso4 = false;
   // Number of queues (fds). More than one opens the device with IFF_MULTI_QUEUE, one fd per queue,
   // so that each worker thread reads its own. 1..kMaxQueues.
   unsigned queues = 1;
@@ -33,7 +38,8 @@ class TunDevice {
   // Opens /dev/net/tun and attaches options.queues fds. Fds are non-blocking and close-on-exec:
   // ready for poll() or for an asio::posix::stream_descriptor. Errors: errno from open/ioctl
   // (system_category, e.g. EPERM without CAP_NET_ADMIN, EBUSY if the name is taken by another
-  // device), Errc::NameTooLong, EINVAL for a queue count outside 1..kMaxQueues.
+  // device), Errc::NameTooLong, EINVAL for a queue count outside 1..kMaxQueues or tso4 without
+  // vnet_hdr.
   static Result<TunDevice> open(const TunOptions& options);
 
   // The name the kernel gave the device, and its interface index in its namespace.

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "platform/error.hpp"
 #include "platform/fd.hpp"
 #include "platform/tun.hpp"
+#include "tep/offload.hpp"
 
 namespace tep::io {
 
@@ -43,43 +45,64 @@ class PacketBatch {
   core::MutableBytes packet(std::size_t i) noexcept;
   std::size_t offset(std::size_t i) const noexcept { return slots_[i].offset; }
   std::size_t length(std::size_t i) const noexcept { return slots_[i].length; }
+  // The virtio-net header read with packet i (a TunPort with vnet headers); zero otherwise.
+  const tep::offload::VirtioHeader& header(std::size_t i) const noexcept {
+    return slots_[i].header;
+  }
+  // Where `bytes` lies when one frame holds it entirely (bytes handed back by code that may also
+  // return views into its own storage): the frame and the offset in it.
+  struct Location {
+    std::size_t frame = 0;
+    std::size_t offset = 0;
+  };
+  std::optional<Location> locate(core::Bytes bytes) const noexcept;
 
   // For the receivers: record packet i and the batch size. Preconditions: i < capacity() and
   // offset + length <= kFrameSize (asserted), n <= capacity().
-  void set(std::size_t i, std::size_t offset, std::size_t length) noexcept;
+  void set(std::size_t i, std::size_t offset, std::size_t length,
+           const tep::offload::VirtioHeader& header = {}) noexcept;
   void set_size(std::size_t n) noexcept { size_ = n; }
 
  private:
   struct Slot {
     std::size_t offset = 0;
     std::size_t length = 0;
+    tep::offload::VirtioHeader header{};
   };
   std::vector<std::byte> storage_;
   std::vector<Slot> slots_;
   std::size_t size_ = 0;
 };
 
-// The IPv4 side: one queue of a TUN device (layer 3, no packet-info header, no vnet header).
+// The IPv4 side: one queue of a TUN device (layer 3, no packet-info header), with or without
+// virtio-net headers (platform::TunOptions::vnet_hdr: the port must be told which).
 class TunPort {
  public:
-  explicit TunPort(platform::Fd queue) noexcept : fd_{std::move(queue)} {}
+  explicit TunPort(platform::Fd queue, bool vnet_hdr = false) noexcept
+      : fd_{std::move(queue)}, vnet_hdr_{vnet_hdr} {}
 
   // Reads up to batch.capacity() packets without blocking (one read() each); each lands at offset
-  // kHeadroom of its frame (batch.offset(i) == kHeadroom) and batch.size() is set to the count.
-  // Returns how many (0: nothing waiting). Packets are returned as the device gives them: IPv6
-  // ones too (router solicitations, MLD) unless IPv6 is disabled on the device. Errors: errno
-  // other than EAGAIN/EINTR, only when no packet was read (an error after some packets ends the
-  // batch early; a lasting one is reported by the next call); batch.size() is then 0.
+  // kHeadroom of its frame (batch.offset(i) == kHeadroom), its virtio-net header (vnet ports) in
+  // batch.header(i), and batch.size() is set to the count. Returns how many (0: nothing
+  // waiting). Packets are returned as the device gives them: IPv6 ones too (router
+  // solicitations, MLD) unless IPv6 is disabled on the device. A vnet read shorter than the
+  // header is skipped. Errors: errno other than EAGAIN/EINTR, only when no packet was read (an
+  // error after some packets ends the batch early; a lasting one is reported by the next call);
+  // batch.size() is then 0.
   platform::Result<std::size_t> receive(PacketBatch& batch);
-  // Writes one IPv4 packet (one write()). A full device queue (EAGAIN) or a packet the kernel
-  // refuses (EINVAL: empty or neither IPv4 nor IPv6 by its version nibble; EIO: device down) is
-  // an error for that packet only.
-  platform::Result<void> send(core::Bytes packet);
+  // Writes one packet (one write(); with its virtio-net header on a vnet port: a GSO
+  // super-packet or a partial checksum the kernel completes). A full device queue (EAGAIN) or a
+  // packet the kernel refuses (EINVAL: empty, neither IPv4 nor IPv6 by its version nibble, a
+  // header that does not fit the packet; EIO: device down) is an error for that packet only.
+  // A non-zero header on a port without vnet headers is EINVAL.
+  platform::Result<void> send(core::Bytes packet, const tep::offload::VirtioHeader& header = {});
 
+  bool vnet_hdr() const noexcept { return vnet_hdr_; }
   int native_handle() const noexcept { return fd_.get(); }
 
  private:
   platform::Fd fd_;
+  bool vnet_hdr_ = false;
 };
 
 struct TunnelOptions {
