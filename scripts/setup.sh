@@ -9,8 +9,12 @@ packages=(
   # libraries
   libboost1.81-dev libboost-json1.81-dev libpugixml-dev libmnl-dev libcrypto++-dev
   catch2 libsqlite3-dev libssl-dev libfmt-dev
+  # the TEP's tc-BPF fast path: libbpf, and bpftool for the programs' skeleton header
+  libbpf-dev bpftool linux-libc-dev
   # network tools used by tests and the lab
   iproute2 iputils-ping iperf3
+  # data-path benchmarks: trafgen (small packets), ethtool, and Debian's anytun as the reference
+  netsniff-ng ethtool anytun
 )
 
 if [[ $(id -u) -ne 0 ]]; then
