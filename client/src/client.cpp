@@ -151,6 +151,7 @@ struct Client::Impl {
           std::chrono::duration_cast<std::chrono::seconds>(schedule.expires_at - Clock::now())
               .count();
     s.interface = ifname;
+    if (link) s.backend = std::string{link->backend()};
     s.renewals = metrics.renewals.value();
     s.tep_changes = metrics.tep_changes.value();
     s.keepalive_sent = metrics.keepalive_sent.value();
@@ -578,7 +579,10 @@ boost::system::result<std::unique_ptr<Client>, std::string> Client::start(asio::
   if (!nl) return fmt::format("netlink: {}", nl.error().message());
   d.netlink.emplace(std::move(*nl));
 
-  auto tun = platform::TunDevice::open(platform::TunOptions{.name = o.interface});
+  // Offloads: the host's TCP crosses the device as 64 KB super-packets, cut and merged by the
+  // link.
+  auto tun = platform::TunDevice::open(
+      platform::TunOptions{.name = o.interface, .vnet_hdr = true, .tso4 = true});
   if (!tun) return fmt::format("TUN device {}: {}", o.interface, tun.error().message());
   d.ifname = tun->name();
   d.ifindex = tun->ifindex();
@@ -608,8 +612,8 @@ boost::system::result<std::unique_ptr<Client>, std::string> Client::start(asio::
 
   Impl* raw = &d;
   try {
-    d.link = std::make_unique<detail::Link>(io, tun->release(), o.tunnel_mtu, d.echo_id, d.metrics,
-                                            d.log,
+    d.link = std::make_unique<detail::Link>(io, tun->release(), d.ifindex, o.tunnel_mtu, o.backend,
+                                            d.echo_id, d.metrics, d.log,
                                             [raw](std::uint16_t s) { raw->on_keepalive_reply(s); });
   } catch (const boost::system::system_error& e) {  // registering the fd with the reactor
     return fmt::format("TUN device {}: {}", d.ifname, e.code().message());

@@ -14,6 +14,8 @@
 
 #include "core/icmp.hpp"
 #include "dstm_client/packets.hpp"
+#include "tep_bpf/fast_path.hpp"
+#include "tep_io/data_path.hpp"
 #include "tep_io/packet_io.hpp"
 
 namespace dstm_client::detail {
@@ -141,22 +143,30 @@ std::vector<std::pair<std::string, std::uint64_t>> Metrics::drops() const {
 
 struct TunnelSide {
   TunnelSide(asio::io_context& io, tep::io::TunnelPort p)
-      : port{std::move(p)}, watch{io, port->receive_handle()} {}
+      : port{std::move(p)}, sender{std::in_place, *port}, watch{io, port->receive_handle()} {}
   void close() noexcept {
     closed = true;
     watch.stop();
+    sender.reset();
     port.reset();
   }
   std::optional<tep::io::TunnelPort> port;
+  std::optional<tep::io::TunnelSender> sender;
+  tep::io::SenderCounters accounted{};  // what Metrics already has of sender's counters
   Watch watch;
   bool closed = false;
 };
 
-struct Link::Impl : std::enable_shared_from_this<Impl> {
-  Impl(asio::io_context& i, platform::Fd fd, std::size_t mtu, std::uint16_t id, Metrics& me,
-       platform::Logger& l, std::function<void(std::uint16_t)> reply)
+struct Link::Impl : tep::io::PacketConsumer, std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& i, platform::Fd fd, std::uint32_t tun_index, std::size_t mtu,
+       tep::io::Backend b, std::uint16_t id, Metrics& me, platform::Logger& l,
+       std::function<void(std::uint16_t)> reply)
       : io{i},
-        tun{std::in_place, std::move(fd)},
+        tun_ifindex{tun_index},
+        backend{b},
+        tun{std::in_place, std::move(fd), /*vnet_hdr=*/true},
+        source{std::in_place, *tun, kBatch},
+        writer{std::in_place, *tun, /*coalesce=*/true},
         tun_watch{std::in_place, i, tun->native_handle()},
         tunnel_mtu{mtu},
         echo_id{id},
@@ -166,11 +176,17 @@ struct Link::Impl : std::enable_shared_from_this<Impl> {
         pause{i} {
     probe_frame.resize(tep::io::kHeadroom + kProbeSize);
     scratch.resize(tep::io::kHeadroom + tep::io::kMaxPacket);
-    pending.reserve(kBatch);
   }
 
   asio::io_context& io;
+  std::uint32_t tun_ifindex;
+  tep::io::Backend backend;  // Auto becomes User once the fast path failed to load
+  std::unique_ptr<tep::bpf::FastPath> fast_path;
+  std::optional<Path> fast_path_for;  // the path fast_path was opened for
   std::optional<tep::io::TunPort> tun;
+  std::optional<tep::io::TunSource> source;
+  std::optional<tep::io::TunWriter> writer;
+  std::uint64_t writer_errors_accounted = 0;
   std::optional<Watch> tun_watch;
   std::size_t tunnel_mtu;
   std::uint16_t echo_id;
@@ -181,11 +197,9 @@ struct Link::Impl : std::enable_shared_from_this<Impl> {
 
   std::optional<Path> path;
   std::shared_ptr<TunnelSide> tunnel;
-  tep::io::PacketBatch from_tun{kBatch};
   tep::io::PacketBatch from_tunnel{kBatch};
   std::vector<std::byte> scratch;      // fragments and ICMP errors, with headroom
   std::vector<std::byte> probe_frame;  // keepalive probes, with headroom
-  std::vector<core::Bytes> pending;    // encapsulated packets of this batch, in order
   std::uint16_t probe_ip_id = 0;
   std::chrono::steady_clock::time_point frag_needed_window{};
   unsigned frag_needed_in_window = 0;
@@ -208,57 +222,60 @@ struct Link::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- sending into the tunnel ----
 
-  // Sends `packets` in order; what the socket does not take now is dropped and counted.
-  void send(std::span<const core::Bytes> packets) {
-    if (packets.empty()) return;
-    if (!tunnel || !tunnel->port) {
-      m.dropped_no_lease.inc(packets.size());
+  // Brings Metrics up to date with the sender's counters (it may flush on its own when full).
+  void account(TunnelSide& side) {
+    const auto& now = side.sender->counters();
+    m.encapsulated.inc(now.sent - side.accounted.sent);
+    m.tunnel_send_errors.inc(now.errors - side.accounted.errors);
+    m.tunnel_send_dropped.inc(now.dropped - side.accounted.dropped);
+    if (now.errors != side.accounted.errors)
+      log.warn_limited("tunnel-send", "sending to the TEP failed ({} packets so far)", now.errors);
+    side.accounted = now;
+  }
+  // Queued: leaves at the next flush (the bytes lie in the TUN source's storage).
+  void queue(core::Bytes packet) {
+    if (!tunnel || !tunnel->sender) {
+      m.dropped_no_lease.inc();
       return;
     }
-    while (!packets.empty()) {
-      const auto sent = tunnel->port->send(packets);
-      if (!sent) {
-        m.tunnel_send_errors.inc();
-        log.warn_limited("tunnel-send", "sending to the TEP failed: {}", sent.error().message());
-        packets = packets.subspan(1);
-        continue;
-      }
-      if (*sent == 0) {
-        m.tunnel_send_dropped.inc(packets.size());
-        return;
-      }
-      m.encapsulated.inc(*sent);
-      packets = packets.subspan(std::min(*sent, packets.size()));
-    }
+    tunnel->sender->queue(packet);
   }
-  void flush() {
-    send(pending);
-    pending.clear();
+  // The TUN source's flush, before it reuses the storage of what was queued.
+  void flush() override {
+    if (!tunnel || !tunnel->sender) return;
+    tunnel->sender->flush();
+    account(*tunnel);
   }
   bool send_one(core::Bytes packet) {
-    const auto before = m.encapsulated.value();
-    send(std::span<const core::Bytes>{&packet, 1});
-    return m.encapsulated.value() != before;
+    if (!tunnel || !tunnel->sender) {
+      m.dropped_no_lease.inc();
+      return false;
+    }
+    const auto before = tunnel->sender->counters().sent;
+    tunnel->sender->send(packet);
+    const bool sent = tunnel->sender->counters().sent != before;
+    account(*tunnel);
+    return sent;
   }
 
   // ---- TUN -> tunnel ----
 
-  void outbound(std::size_t i) {
-    const auto packet = from_tun.packet(i);
+  // One IPv4 packet from the TUN source (a segment of a super-packet, or a packet as read) at
+  // frame[headroom] up to the end of frame.
+  void packet(core::MutableBytes frame, std::size_t headroom) override {
+    const auto packet = frame.subspan(headroom);
     if (!path) {
       m.dropped_no_lease.inc();
       return;
     }
     switch (classify_outbound(packet, path->lease, tunnel_mtu)) {
       case Outbound::Encapsulate: {
-        // The frame up to the packet's end: bytes after it are stale and must not count.
-        const auto frame = from_tun.frame(i).first(from_tun.offset(i) + from_tun.length(i));
-        const auto outer = tep::encapsulate(frame, from_tun.offset(i), ends());
+        const auto outer = tep::encapsulate(frame, headroom, ends());
         if (!outer) {
           m.dropped_malformed.inc();
           return;
         }
-        pending.push_back(*outer);
+        queue(*outer);
         return;
       }
       case Outbound::Fragment:
@@ -317,23 +334,26 @@ struct Link::Impl : std::enable_shared_from_this<Impl> {
     ++frag_needed_in_window;
     const auto icmp = tep::write_fragmentation_needed(scratch, path->tep_ipv4, packet, tunnel_mtu);
     if (!icmp) return;
-    if (tun->send(*icmp))
-      m.frag_needed_sent.inc();
-    else
-      m.tun_write_errors.inc();
+    writer->write(*icmp);
+    m.frag_needed_sent.inc();
+    account_writer();
+  }
+
+  void account_writer() {
+    const auto errors = writer->counters().errors;
+    m.tun_write_errors.inc(errors - writer_errors_accounted);
+    writer_errors_accounted = errors;
   }
 
   Drain drain_tun() {
     for (int round = 0; round < kRoundsPerTurn; ++round) {
-      const auto n = tun->receive(from_tun);
+      const auto n = source->drain(*this);
       if (!n) {
         m.tun_read_errors.inc();
         log.warn_limited("tun-read", "reading the TUN device failed: {}", n.error().message());
         return Drain::Error;
       }
       if (*n == 0) return Drain::Done;
-      for (std::size_t i = 0; i < *n; ++i) outbound(i);
-      flush();
     }
     return Drain::More;
   }
@@ -360,11 +380,12 @@ struct Link::Impl : std::enable_shared_from_this<Impl> {
         if (on_reply) on_reply(verdict.sequence);
         return;
       case Inbound::Kind::Deliver:
-        if (tun->send(d->inner)) {
-          m.decapsulated.inc();
-        } else {
-          m.tun_write_errors.inc();
-        }
+        // Written (merged with its flow's neighbours) when the batch is done.
+        if (const auto at = from_tunnel.locate(d->inner))
+          writer->queue(from_tunnel.frame(at->frame), at->offset, d->inner.size());
+        else
+          writer->write(d->inner);
+        m.decapsulated.inc();
         return;
     }
   }
@@ -380,8 +401,13 @@ struct Link::Impl : std::enable_shared_from_this<Impl> {
       if (*n == 0) return Drain::Done;
       for (std::size_t i = 0; i < *n; ++i) {
         inbound(from_tunnel.packet(i));
-        if (closed || side.closed) return Drain::Done;  // a callback closed us
+        if (closed || side.closed) {    // a callback closed us
+          if (writer) writer->flush();  // before the batch's frames are reused
+          return Drain::Done;
+        }
       }
+      writer->flush();
+      account_writer();
     }
     return Drain::More;
   }
@@ -438,24 +464,62 @@ struct Link::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
+  // Puts the fast path in front for `p` (reopened when the end point or keepalive changed).
+  platform::Result<void> update_fast_path(const Path& p) {
+    if (backend == tep::io::Backend::User) return {};
+    if (!fast_path || fast_path_for->local != p.local || fast_path_for->keepalive != p.keepalive) {
+      fast_path.reset();
+      std::string why;
+      auto fp = tep::bpf::FastPath::open(tep::bpf::FastPathConfig{.role = tep::bpf::Role::Client,
+                                                                  .tun_ifindex = tun_ifindex,
+                                                                  .uplinks = {},
+                                                                  .local = p.local,
+                                                                  .tunnel_mtu = tunnel_mtu,
+                                                                  .hop_limit = 64,
+                                                                  .flow_label = true,
+                                                                  .keepalive = p.keepalive,
+                                                                  .max_bindings = 1},
+                                         &why);
+      if (!fp) {
+        if (backend == tep::io::Backend::Bpf) {
+          log.error("BPF fast path: {} ({})", why, fp.error().message());
+          return fp.error();
+        }
+        log.warn("data path: user space only, the BPF fast path did not load: {} ({})", why,
+                 fp.error().message());
+        backend = tep::io::Backend::User;
+        return {};
+      }
+      fast_path = std::move(*fp);
+      log.info("data path: BPF fast path in front of user space");
+    }
+    fast_path_for = p;
+    return fast_path->set_client_path(p.lease, p.tep);
+  }
+
   void close() noexcept {
     if (closed) return;
     closed = true;
+    // The fast path first: it redirects into the TUN device that is about to go.
+    fast_path.reset();
     path.reset();
     pause.cancel();
     if (tunnel) tunnel->close();
     tunnel.reset();
     // The watch lets go of the fd first; closing the fd then removes the device.
     tun_watch.reset();
+    writer.reset();
+    source.reset();
     tun.reset();
   }
 };
 
-Link::Link(asio::io_context& io, platform::Fd tun_queue, std::size_t tunnel_mtu,
-           std::uint16_t echo_id, Metrics& metrics, platform::Logger& log,
+Link::Link(asio::io_context& io, platform::Fd tun_queue, std::uint32_t tun_ifindex,
+           std::size_t tunnel_mtu, tep::io::Backend backend, std::uint16_t echo_id,
+           Metrics& metrics, platform::Logger& log,
            std::function<void(std::uint16_t)> on_keepalive_reply)
-    : impl_{std::make_shared<Impl>(io, std::move(tun_queue), tunnel_mtu, echo_id, metrics, log,
-                                   std::move(on_keepalive_reply))} {
+    : impl_{std::make_shared<Impl>(io, std::move(tun_queue), tun_ifindex, tunnel_mtu, backend,
+                                   echo_id, metrics, log, std::move(on_keepalive_reply))} {
   Impl::spawn(io, Impl::tun_loop(impl_), log);
 }
 
@@ -482,12 +546,21 @@ platform::Result<void> Link::set_path(const Path& path) {
     }
     Impl::spawn(d.io, Impl::tunnel_loop(impl_, d.tunnel), d.log);
   }
+  if (auto ok = d.update_fast_path(path); !ok) {
+    d.path.reset();
+    return ok.error();
+  }
   d.path = path;
   return {};
 }
 
 void Link::clear_path() noexcept {
   impl_->path.reset();
+  if (impl_->fast_path) (void)impl_->fast_path->clear_client_path();
+}
+
+std::string_view Link::backend() const noexcept {
+  return impl_->fast_path ? "bpf" : "user";
 }
 
 bool Link::send_probe(std::uint16_t sequence) {

@@ -21,6 +21,7 @@
 #include "platform/fd.hpp"
 #include "platform/log.hpp"
 #include "tep/fourover6.hpp"
+#include "tep_io/backend.hpp"
 
 namespace dstm_client::detail {
 
@@ -72,15 +73,19 @@ class Link {
   // Takes the TUN queue fd (non-blocking, layer 3) and starts reading it; packets read before a
   // path is set are dropped (dropped_no_lease). on_keepalive_reply is called with the sequence
   // number of each keepalive echo reply (echo identifier echo_id).
-  Link(boost::asio::io_context& io, platform::Fd tun_queue, std::size_t tunnel_mtu,
-       std::uint16_t echo_id, Metrics& metrics, platform::Logger& log,
-       std::function<void(std::uint16_t)> on_keepalive_reply);
+  // With a backend other than User, set_path also puts the BPF fast path (tep_bpf, Client role)
+  // in front: attached to the TUN device `tun_ifindex` and the host's uplinks.
+  Link(boost::asio::io_context& io, platform::Fd tun_queue, std::uint32_t tun_ifindex,
+       std::size_t tunnel_mtu, tep::io::Backend backend, std::uint16_t echo_id, Metrics& metrics,
+       platform::Logger& log, std::function<void(std::uint16_t)> on_keepalive_reply);
   ~Link();  // close()
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
 
-  // Forwards for `path`; (re)opens the tunnel port when path.local changes. Errors: those of
-  // tep::io::TunnelPort::open (the path is then cleared).
+  // Forwards for `path`; (re)opens the tunnel port when path.local changes, and the fast path
+  // when path.local or path.keepalive change. Errors: those of tep::io::TunnelPort::open, and
+  // with backend Bpf those of tep::bpf::FastPath::open (the path is then cleared). With backend
+  // Auto a fast path that does not load is logged once and not tried again.
   platform::Result<void> set_path(const Path& path);
   // Stops forwarding (the lease ended); the tunnel port stays open.
   void clear_path() noexcept;
@@ -91,6 +96,8 @@ class Link {
   // Stops both loops and closes the TUN queue (the device, its address and routes go with it)
   // and the tunnel port. Idempotent.
   void close() noexcept;
+  // "bpf" while the fast path is attached, else "user".
+  std::string_view backend() const noexcept;
 
  private:
   struct Impl;

@@ -24,6 +24,8 @@ constexpr std::string_view kUsage = R"(usage: dstm-client --server ADDRESS [opti
   --interface NAME      the 4over6 TUN device (default dstm0)
   --lifetime S          lease lifetime to ask for in seconds (default: the server's)
   --tunnel-mtu N        IPv6 MTU toward the TEP (default 1500); the TUN MTU is N - 40
+  --backend B           data path: auto (default: the BPF fast path when it loads, else user
+                        space), bpf (fail without it) or user
   --route PREFIX        IPv4 prefix to route into the tunnel, repeatable (default 0.0.0.0/0)
   --no-renew            do not renew: when the lease ends, exit 0 without releasing
   --keepalive-misses N  consecutive unanswered keepalives that mean the TEP is lost (default 3)
@@ -138,7 +140,7 @@ class Parser {
     static constexpr std::string_view kValued[] = {
         "--server",           "--port",           "--transport", "--source",     "--user",
         "--password-file",    "--interface",      "--lifetime",  "--tunnel-mtu", "--route",
-        "--keepalive-misses", "--control-socket", "--ready-fd",  "--log-level"};
+        "--keepalive-misses", "--control-socket", "--ready-fd",  "--log-level",  "--backend"};
     bool known = false;
     for (const auto k : kValued) known = known || k == arg;
     if (!known) {
@@ -192,6 +194,11 @@ class Parser {
       if (auto n = number<std::uint32_t>(arg, text, 1, 604800)) o.lifetime = *n;
     } else if (arg == "--tunnel-mtu") {
       if (auto n = number<std::uint32_t>(arg, text, 1280, 65535)) o.tunnel_mtu = *n;
+    } else if (arg == "--backend") {
+      if (auto b = tep::io::parse_backend(text))
+        o.backend = *b;
+      else
+        error(arg, fmt::format("expected auto, bpf or user, got '{}'", text));
     } else if (arg == "--route") {
       const auto p = core::Ipv4Prefix::parse(text);
       if (!p) {

@@ -159,6 +159,7 @@ json::value status_json(const StatusSnapshot& s) {
   o["lifetime"] = l ? json::value(l->lifetime) : json::value();
   o["expires_in"] = s.expires_in ? json::value(*s.expires_in) : json::value();
   o["interface"] = s.interface;
+  o["backend"] = s.backend;
   o["renewals"] = s.renewals;
   o["tep_changes"] = s.tep_changes;
   o["keepalive_sent"] = s.keepalive_sent;

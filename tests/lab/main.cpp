@@ -38,6 +38,7 @@ table every 5 s. Ctrl-C (SIGINT or SIGTERM) stops everything and removes the nam
   --hold          no traffic generator (for scripts)
   --reference     also a plain IPv4 path cl1 192.0.2.34 <-> host 203.0.113.20 over the same veths
   --lifetime S    lease lifetime in seconds (default 60)
+  --backend B     the TEPs' and clients' data path: auto (default: BPF when it loads), bpf or user
   --info FILE     once everything is up, write the real namespace names, addresses and control
                   socket paths to FILE (a flat JSON object, one member a line), then print
                   "lab ready"
@@ -55,6 +56,7 @@ struct Options {
   bool reference = false;
   bool check = false;
   std::uint32_t lifetime = 60;
+  std::string backend = "auto";
   std::optional<std::filesystem::path> info;
   std::optional<int> ready_fd;
 };
@@ -84,6 +86,10 @@ Options parse(int argc, char** argv) {
       o.check = true;
     } else if (arg == "--lifetime") {
       o.lifetime = number<std::uint32_t>(arg, value());
+    } else if (arg == "--backend") {
+      o.backend = value();
+      if (o.backend != "user" && o.backend != "bpf" && o.backend != "auto")
+        usage_error("--backend needs user, bpf or auto");
     } else if (arg == "--info") {
       o.info = std::filesystem::path{value()};
     } else if (arg == "--ready-fd") {
@@ -231,6 +237,7 @@ void write_info(DstmLab& lab, const std::filesystem::path& file) {
   add_number("pid", ::getpid());
   add("work_dir", lab.dir().string());
   add("config", lab.config_path().string());
+  add("backend", lab.options().backend);
   for (const auto ns : DstmLab::kNamespaces) add(fmt::format("netns_{}", ns), lab.netns(ns));
   add("server_ipv6", DstmLab::kServerIpv6);
   add_number("server_port", DstmLab::kServerPort);
@@ -321,6 +328,7 @@ int run(const Options& o, int wake_read) {
   test::DstmLabOptions lo;
   lo.binaries = {.server = DSTM_SERVER_BIN, .tep = TEP_BIN, .client = DSTM_CLIENT_BIN};
   lo.lease_lifetime = o.lifetime;
+  lo.backend = o.backend;
   lo.reference_path = o.reference;
   DstmLab lab{lo};
   std::optional<int> ready_fd = o.ready_fd;

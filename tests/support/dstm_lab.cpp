@@ -256,6 +256,7 @@ std::string DstmLab::make_config() const {
                       {"password", n == 1 ? kTep1Password : kTep2Password}}},
                     {"interface", tep_interface(n)},
                     {"tunnel_mtu", 1500},
+                    {"backend", options_.backend},
                     {"control_socket", tep_socket(n).string()}});
   }
 
@@ -350,10 +351,19 @@ ExitStatus DstmLab::terminate_tep(int n) {
 }
 
 void DstmLab::start_client(int n, std::vector<std::string> extra_args) {
-  std::vector<std::string> args{
-      options_.binaries.client,      "--server",         std::string{kServerIpv6},    "--transport",
-      n == 1 ? "tcp" : "udp",        "--source",         std::string{client_ipv6(n)}, "--interface",
-      std::string{kClientInterface}, "--control-socket", client_socket(n).string()};
+  std::vector<std::string> args{options_.binaries.client,
+                                "--server",
+                                std::string{kServerIpv6},
+                                "--transport",
+                                n == 1 ? "tcp" : "udp",
+                                "--source",
+                                std::string{client_ipv6(n)},
+                                "--interface",
+                                std::string{kClientInterface},
+                                "--control-socket",
+                                client_socket(n).string(),
+                                "--backend",
+                                options_.backend};
   if (n == 2) {
     args.insert(args.end(), {"--user", std::string{kAliceUser}, "--password-file",
                              (dir_ / "alice.password").string()});

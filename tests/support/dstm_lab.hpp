@@ -39,6 +39,8 @@ struct DstmLabOptions {
   // Also build a plain IPv4 path for benchmarks over the same namespaces and veths (see
   // kClient1ReferenceIpv4 below).
   bool reference_path = false;
+  // The data path of both TEPs and both clients: "auto", "bpf" or "user" (docs/tep.md).
+  std::string backend = "auto";
   // Config, store, control sockets and logs go here; empty: a fresh TempDir, removed with the lab.
   std::filesystem::path work_dir;
 };

@@ -15,6 +15,7 @@
 #include "core/address.hpp"
 #include "dstm_client/failure.hpp"
 #include "platform/log.hpp"
+#include "tep_io/backend.hpp"
 #include "tsp/protocol.hpp"
 
 namespace dstm_client {
@@ -40,6 +41,8 @@ struct Options {
   std::optional<std::uint32_t> lifetime;
   // IPv6 MTU toward the TEP; the TUN device's MTU is tunnel_mtu - 40.
   std::uint32_t tunnel_mtu = 1500;
+  // The data path (docs/tep.md, "Backends").
+  tep::io::Backend backend = tep::io::Backend::Auto;
   // IPv4 prefixes routed into the TUN device; never empty (default 0.0.0.0/0).
   std::vector<core::Ipv4Prefix> routes;
   bool no_renew = false;

@@ -72,6 +72,7 @@ struct StatusSnapshot {
   std::optional<LeaseInfo> lease;          // the newest lease, if any was ever granted
   std::optional<std::int64_t> expires_in;  // seconds (negative once expired)
   std::string interface;
+  std::string backend = "user";  // the data path in use: "bpf" (fast path attached) or "user"
   std::uint64_t renewals = 0;
   std::uint64_t tep_changes = 0;
   std::uint64_t keepalive_sent = 0;
@@ -84,7 +85,7 @@ struct StatusSnapshot {
 };
 
 // {"state","ipv4","local_ipv6","tep_ipv6","tep_ipv4","keepalive","keepalive_interval",
-//  "lifetime","expires_in","interface","renewals","tep_changes","keepalive_sent",
+//  "lifetime","expires_in","interface","backend","renewals","tep_changes","keepalive_sent",
 //  "keepalive_answered","keepalive_misses","counters": {..., "decap_drops": {reason: n}}}.
 // Lease fields are null without a lease; keepalive fields are null without a keepalive.
 boost::json::value status_json(const StatusSnapshot& s);

@@ -133,6 +133,10 @@ Config read_tep(ObjectReader& r) {
   }
   c.tunnel_mtu = r.optional_integer<std::uint32_t>("tunnel_mtu", 1280, 65535).value_or(1500);
   c.hop_limit = r.optional_integer<std::uint8_t>("hop_limit", 1, 255).value_or(64);
+  if (r.has("backend"))
+    c.backend = r.one_of<tep::io::Backend>("backend", {{"auto", tep::io::Backend::Auto},
+                                                       {"bpf", tep::io::Backend::Bpf},
+                                                       {"user", tep::io::Backend::User}});
   c.bindings = r.optional_object("bindings", read_bindings).value_or(tep::BindingLimits{});
   c.miss_queue = r.optional_object("miss_queue", read_queue).value_or(tep::MissQueueLimits{});
   c.icmp_rate = r.optional_integer<std::uint32_t>("icmp_rate", 1, 100'000).value_or(100);

@@ -35,6 +35,8 @@
 #include "platform/signals.hpp"
 #include "platform/tun.hpp"
 #include "tep/engine.hpp"
+#include "tep_bpf/fast_path.hpp"
+#include "tep_io/data_path.hpp"
 #include "tep_io/packet_io.hpp"
 #include "tsp_net/client.hpp"
 
@@ -110,16 +112,15 @@ std::string_view origin_name(tep::BindingOrigin o) {
 
 }  // namespace
 
-struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl> {
+struct Daemon::Impl final : tep::Engine::Sink,
+                            tep::io::PacketConsumer,
+                            tep::BindingObserver,
+                            std::enable_shared_from_this<Impl> {
   asio::io_context& io;
   Config config;
   DaemonOptions options;
   platform::Logger log{"tep"};
   platform::Counters counters;
-  platform::Counter& tun_write_errors =
-      counters.counter("tep_tun_write_errors_total", "IPv4 packets the TUN device refused");
-  platform::Counter& tunnel_send_errors = counters.counter(
-      "tep_tunnel_send_errors_total", "IPv6 packets the tunnel socket could not send");
   platform::Counter& icmp_send_errors =
       counters.counter("tep_icmp_send_errors_total", "ICMP errors the host stack could not send");
   platform::Counter& receive_errors =
@@ -132,9 +133,18 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
   platform::Fd icmp_socket;  // raw IPv4 (IPPROTO_RAW: header included) for the TEP's own errors
   std::optional<asio::posix::stream_descriptor> tun_wait;
   std::optional<asio::posix::stream_descriptor> tunnel_wait;
-  tep::io::PacketBatch tun_batch{kBatch};
   tep::io::PacketBatch tunnel_batch{kBatch};
+  std::optional<tep::io::TunSource> tun_source;
+  std::optional<tep::io::TunnelSender> sender;
+  std::optional<tep::io::TunWriter> writer;
+  tep::TimePoint batch_time{};  // `now` for the packets of the batch being drained
   std::unique_ptr<tep::Engine> engine;
+  // The in-kernel fast path in front of the above, when it loaded (config.backend); it mirrors
+  // the engine's binding table.
+  std::unique_ptr<tep::bpf::FastPath> fast_path;
+  std::uint64_t fast_path_errors = 0;               // map updates the kernel refused
+  mutable tep::bpf::Counters fast_path_snapshot{};  // see fast_path_counters()
+  mutable std::optional<tep::TimePoint> fast_path_read;
   asio::steady_timer tick_timer;
 
   // The DSTM server.
@@ -168,11 +178,49 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
 
   // ---- the engine's output ----
 
+  // Packets that lie in the batch being worked on are queued and leave together (one sendmmsg,
+  // or merged into TCP super-packets for the TUN); the engine's own (queued packets it
+  // releases, ICMP, keepalive replies, fragments) leave at once, after what is queued.
   void to_ipv4(core::Bytes packet) override {
-    if (!tun->send(packet)) tun_write_errors.inc();
+    if (const auto at = tunnel_batch.locate(packet))
+      writer->queue(tunnel_batch.frame(at->frame), at->offset, packet.size());
+    else
+      writer->write(packet);
   }
   void to_tunnel(core::Bytes packet) override {
-    if (!tunnel->send(packet)) tunnel_send_errors.inc();
+    if (tun_source->owns(packet))
+      sender->queue(packet);
+    else
+      sender->send(packet);
+  }
+  // From the TUN source: one IPv4 packet fit for the wire, encapsulated in place by the engine.
+  void packet(core::MutableBytes frame, std::size_t headroom) override {
+    engine->from_ipv4(frame, headroom, batch_time);
+  }
+  void flush() override { sender->flush(); }
+
+  // ---- the binding table, mirrored into the fast path's map ----
+
+  void bound(core::Ipv4Address address, const core::Ipv6Address& client) override {
+    if (!fast_path->bind(address, client)) ++fast_path_errors;
+  }
+  void unbound(core::Ipv4Address address) override {
+    if (!fast_path->unbind(address)) ++fast_path_errors;
+  }
+  void cleared() override {
+    if (!fast_path->clear()) ++fast_path_errors;
+  }
+
+  // The fast path's counters, read from the kernel at most every 100 ms (a scrape asks for each
+  // series separately).
+  // The snapshot is updated in place, so references into it stay valid.
+  const tep::bpf::Counters& fast_path_counters() const {
+    const auto t = now();
+    if (!fast_path_read || t - *fast_path_read >= kTick) {
+      fast_path_snapshot = fast_path->counters();
+      fast_path_read = t;
+    }
+    return fast_path_snapshot;
   }
   void icmp_error(core::Bytes packet) override {
     const auto ip = core::parse_ipv4(packet);
@@ -196,7 +244,9 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
     if (!nl) return fmt::format("netlink: {}", nl.error().message());
     netlink.emplace(std::move(*nl));
 
-    auto device = platform::TunDevice::open(platform::TunOptions{.name = config.interface});
+    // Offloads: TCP crosses the device as 64 KB super-packets, cut and merged here.
+    auto device = platform::TunDevice::open(
+        platform::TunOptions{.name = config.interface, .vnet_hdr = true, .tso4 = true});
     if (!device)
       return fmt::format("TUN device {}: {}", config.interface, device.error().message());
     ifindex = device->ifindex();
@@ -230,13 +280,16 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
              pool);
     platform::Fd queue = device->release(0);
     tun_wait.emplace(io, ::dup(queue.get()));
-    tun.emplace(std::move(queue));
+    tun.emplace(std::move(queue), /*vnet_hdr=*/true);
+    tun_source.emplace(*tun, kBatch);
+    writer.emplace(*tun, /*coalesce=*/true);
 
     auto port = tep::io::TunnelPort::open(tep::io::TunnelOptions{.local = config.ipv6});
     if (!port)
       return fmt::format("tunnel socket on {}: {}", config.ipv6.to_string(),
                          port.error().message());
     tunnel.emplace(std::move(*port));
+    sender.emplace(*tunnel);
     icmp_socket.reset(::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW));
     if (!icmp_socket)
       return fmt::format("raw IPv4 socket for ICMP errors: {}", std::strerror(errno));
@@ -255,7 +308,41 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
     ec.icmp_rate = config.icmp_rate;
     ec.icmp_burst = config.icmp_rate;
     engine = std::make_unique<tep::Engine>(std::move(ec), *this);
+    if (auto error = open_fast_path()) return error;
     register_metrics();
+    return std::nullopt;
+  }
+
+  // The BPF fast path (config.backend): attached in front of the TUN device and the uplinks,
+  // fed from the engine's binding table. In "auto" mode a failure leaves the user-space path
+  // alone in charge, which is said once.
+  std::optional<std::string> open_fast_path() {
+    if (config.backend == tep::io::Backend::User) {
+      log.info("data path: user space (backend \"user\")");
+      return std::nullopt;
+    }
+    std::string why;
+    auto fp = tep::bpf::FastPath::open(
+        tep::bpf::FastPathConfig{.role = tep::bpf::Role::Tep,
+                                 .tun_ifindex = ifindex,
+                                 .uplinks = {},
+                                 .local = config.ipv6,
+                                 .tunnel_mtu = config.tunnel_mtu,
+                                 .hop_limit = config.hop_limit,
+                                 .flow_label = true,
+                                 .keepalive = config.keepalive,
+                                 .max_bindings = config.bindings.max_bindings},
+        &why);
+    if (!fp) {
+      if (config.backend == tep::io::Backend::Bpf)
+        return fmt::format("BPF fast path: {} ({})", why, fp.error().message());
+      log.warn("data path: user space only, the BPF fast path did not load: {} ({})", why,
+               fp.error().message());
+      return std::nullopt;
+    }
+    fast_path = std::move(*fp);
+    engine->bindings().set_observer(this);
+    log.info("data path: BPF fast path in front of user space");
     return std::nullopt;
   }
 
@@ -271,6 +358,40 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
           "tep_decap_drops_total", "decapsulation drops by reason",
           {{"reason", std::string{tep::drop_reason_name(static_cast<tep::DropReason>(i))}}},
           [&c, i] { return c.decap_drops[i]; });
+    // The I/O around the engine (tep_io): offloads and batching.
+    const auto io_counter = [&](std::string_view name, std::string_view help,
+                                const std::uint64_t& value) {
+      counters.counter_fn(name, help, {}, [&value] { return value; });
+    };
+    const auto& in = tun_source->counters();
+    io_counter("tep_tun_super_packets_total", "TCP super-packets read from the TUN device",
+               in.super_packets);
+    io_counter("tep_tun_segments_total", "segments cut from them", in.segments);
+    io_counter("tep_tun_checksums_completed_total", "partial checksums completed", in.checksums);
+    io_counter("tep_tun_bad_offload_total",
+               "TUN packets dropped: the offload header did not describe the packet",
+               in.bad_offload);
+    const auto& out = writer->counters();
+    io_counter("tep_tun_writes_total", "writes to the TUN device", out.written);
+    io_counter("tep_tun_merged_super_packets_total",
+               "TCP super-packets written to the TUN device (merged segments)", out.super_packets);
+    io_counter("tep_tun_write_errors_total", "writes the TUN device refused", out.errors);
+    const auto& tx = sender->counters();
+    io_counter("tep_tunnel_send_errors_total", "IPv6 packets the kernel refused to send",
+               tx.errors);
+    io_counter("tep_tunnel_send_dropped_total",
+               "IPv6 packets dropped: the tunnel socket's buffer was full", tx.dropped);
+    if (fast_path) {
+      fast_path_snapshot.for_each(
+          [&](std::string_view name, std::string_view help, const std::uint64_t& value) {
+            counters.counter_fn(fmt::format("tep_bpf_{}_total", name), help, {}, [this, &value] {
+              fast_path_counters();
+              return value;
+            });
+          });
+      counters.counter_fn("tep_bpf_map_errors_total", "binding map updates the kernel refused", {},
+                          [this] { return fast_path_errors; });
+    }
     const auto gauge = [&](std::string_view name, std::string_view help, auto read) {
       counters.gauge_fn(name, help, {}, [read] { return static_cast<std::int64_t>(read()); });
     };
@@ -292,16 +413,13 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
                                                 as_tuple_awaitable);
       if (ec || stopped) co_return;
       for (int round = 0; round < kRoundsPerWake; ++round) {
-        auto n = tun->receive(tun_batch);
+        batch_time = now();
+        auto n = tun_source->drain(*this);
         if (!n) {
           receive_errors.inc();
           break;
         }
         if (*n == 0) break;
-        const auto t = now();
-        for (std::size_t i = 0; i < *n; ++i)
-          engine->from_ipv4(tun_batch.frame(i).first(tun_batch.offset(i) + tun_batch.length(i)),
-                            tun_batch.offset(i), t);
       }
     }
   }
@@ -320,6 +438,7 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
         if (*n == 0) break;
         const auto t = now();
         for (std::size_t i = 0; i < *n; ++i) engine->from_tunnel(tunnel_batch.packet(i), t);
+        writer->flush();
       }
     }
   }
@@ -483,9 +602,14 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
     for (std::size_t i = 0; i < tep::kDropReasonCount; ++i)
       o[fmt::format("decap_{}", tep::drop_reason_name(static_cast<tep::DropReason>(i)))] =
           c.decap_drops[i];
-    o["tun_write_errors"] = tun_write_errors.value();
-    o["tunnel_send_errors"] = tunnel_send_errors.value();
+    o["tun_write_errors"] = writer->counters().errors;
+    o["tunnel_send_errors"] = sender->counters().errors;
+    o["tunnel_send_dropped"] = sender->counters().dropped;
     o["receive_errors"] = receive_errors.value();
+    o["tun_super_packets"] = tun_source->counters().super_packets;
+    o["tun_segments"] = tun_source->counters().segments;
+    o["tun_bad_offload"] = tun_source->counters().bad_offload;
+    o["tun_merged_super_packets"] = writer->counters().super_packets;
     return o;
   }
 
@@ -533,6 +657,14 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
     o["negative"] = engine->bindings().negative_size();
     o["queue"] = std::move(queue);
     o["counters"] = counters_json();
+    o["backend"] = fast_path ? "bpf" : "user";
+    if (fast_path) {
+      json::object fp;
+      fast_path_counters().for_each(
+          [&](std::string_view name, std::string_view, std::uint64_t value) { fp[name] = value; });
+      fp["map_errors"] = fast_path_errors;
+      o["fast_path"] = std::move(fp);
+    }
     return o;
   }
 
@@ -565,10 +697,13 @@ struct Daemon::Impl final : tep::Engine::Sink, std::enable_shared_from_this<Impl
       e["origin"] = origin_name(b.origin);
       e["expires_in"] = std::chrono::duration_cast<std::chrono::seconds>(b.expires - t).count();
       e["age"] = std::chrono::duration_cast<std::chrono::seconds>(t - b.learned).count();
-      e["packets_to_client"] = b.packets_to_client;
-      e["bytes_to_client"] = b.bytes_to_client;
-      e["packets_from_client"] = b.packets_from_client;
-      e["bytes_from_client"] = b.bytes_from_client;
+      // Both data paths' traffic: what the fast path moved never reached the engine.
+      tep::bpf::BindingTraffic fast{};
+      if (fast_path) fast = fast_path->traffic(a).value_or(fast);
+      e["packets_to_client"] = b.packets_to_client + fast.packets_to_client;
+      e["bytes_to_client"] = b.bytes_to_client + fast.bytes_to_client;
+      e["packets_from_client"] = b.packets_from_client + fast.packets_from_client;
+      e["bytes_from_client"] = b.bytes_from_client + fast.bytes_from_client;
       list.emplace_back(std::move(e));
     });
     std::sort(list.begin(), list.end(), [](const json::value& x, const json::value& y) {
@@ -658,10 +793,16 @@ void Daemon::stop() noexcept {
   d.retry_timer.cancel();
   d.heartbeat_timer.cancel();
   if (d.session) d.session->close();
+  // The fast path first: its programs redirect into the TUN device that is about to go.
+  if (d.engine) d.engine->bindings().set_observer(nullptr);
+  d.fast_path.reset();
   boost::system::error_code ignored;
   if (d.tun_wait) d.tun_wait->close(ignored);
   if (d.tunnel_wait) d.tunnel_wait->close(ignored);
   // Closing the TUN queue removes the device, and the kernel removes its routes with it.
+  d.tun_source.reset();
+  d.writer.reset();
+  d.sender.reset();
   d.tun.reset();
   d.tunnel.reset();
   if (d.control) d.control->stop();

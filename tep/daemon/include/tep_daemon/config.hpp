@@ -13,6 +13,7 @@
 #include "platform/config.hpp"
 #include "tep/binding_table.hpp"
 #include "tep/miss_queue.hpp"
+#include "tep_io/backend.hpp"
 #include "tsp/protocol.hpp"
 
 namespace tep_daemon {
@@ -37,6 +38,7 @@ struct Config {
   std::string interface = "tep0";  // the TUN device
   std::uint32_t tunnel_mtu = 1500;
   std::uint8_t hop_limit = 64;
+  tep::io::Backend backend = tep::io::Backend::Auto;
   tep::BindingLimits bindings{};
   tep::MissQueueLimits miss_queue{};
   std::uint32_t icmp_rate = 100;  // ICMP errors per second (burst: the same number)
