@@ -151,7 +151,10 @@ struct Client::Impl {
           std::chrono::duration_cast<std::chrono::seconds>(schedule.expires_at - Clock::now())
               .count();
     s.interface = ifname;
-    if (link) s.backend = std::string{link->backend()};
+    if (link) {
+      s.backend = std::string{link->backend()};
+      s.fast_path = link->fast_path_counters();
+    }
     s.renewals = metrics.renewals.value();
     s.tep_changes = metrics.tep_changes.value();
     s.keepalive_sent = metrics.keepalive_sent.value();

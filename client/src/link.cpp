@@ -563,6 +563,16 @@ std::string_view Link::backend() const noexcept {
   return impl_->fast_path ? "bpf" : "user";
 }
 
+std::vector<std::pair<std::string, std::uint64_t>> Link::fast_path_counters() const {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  if (!impl_->fast_path) return out;
+  impl_->fast_path->counters().for_each(
+      [&](std::string_view name, std::string_view, std::uint64_t value) {
+        out.emplace_back(name, value);
+      });
+  return out;
+}
+
 bool Link::send_probe(std::uint16_t sequence) {
   auto& d = *impl_;
   if (d.closed || !d.path || !d.path->keepalive) return false;

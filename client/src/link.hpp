@@ -98,6 +98,8 @@ class Link {
   void close() noexcept;
   // "bpf" while the fast path is attached, else "user".
   std::string_view backend() const noexcept;
+  // The fast path's counters by name while it is attached (read from the kernel); else empty.
+  std::vector<std::pair<std::string, std::uint64_t>> fast_path_counters() const;
 
  private:
   struct Impl;

@@ -171,6 +171,11 @@ json::value status_json(const StatusSnapshot& s) {
   for (const auto& [name, value] : s.decap_drops) drops[name] = value;
   counters["decap_drops"] = std::move(drops);
   o["counters"] = std::move(counters);
+  if (!s.fast_path.empty()) {
+    json::object fast;
+    for (const auto& [name, value] : s.fast_path) fast[name] = value;
+    o["fast_path"] = std::move(fast);
+  }
   return o;
 }
 

@@ -82,11 +82,15 @@ struct StatusSnapshot {
   // "dropped_not_ours"...), and the decapsulation drops by reason (tep::drop_reason_name).
   std::vector<std::pair<std::string, std::uint64_t>> counters;
   std::vector<std::pair<std::string, std::uint64_t>> decap_drops;
+  // The BPF fast path's counters (tep::bpf::Counters by name) while it is attached; empty
+  // otherwise.
+  std::vector<std::pair<std::string, std::uint64_t>> fast_path;
 };
 
 // {"state","ipv4","local_ipv6","tep_ipv6","tep_ipv4","keepalive","keepalive_interval",
 //  "lifetime","expires_in","interface","backend","renewals","tep_changes","keepalive_sent",
-//  "keepalive_answered","keepalive_misses","counters": {..., "decap_drops": {reason: n}}}.
+//  "keepalive_answered","keepalive_misses","counters": {..., "decap_drops": {reason: n}},
+//  "fast_path": {name: n} (only while the BPF fast path is attached)}.
 // Lease fields are null without a lease; keepalive fields are null without a keepalive.
 boost::json::value status_json(const StatusSnapshot& s);
 
