@@ -1,6 +1,8 @@
 // The 4over6 codec: RFC 2473 encapsulation, RFC 6040 ECN, RFC 791/1191 MTU handling.
 #include "tep/fourover6.hpp"
 
+#include "errors.hpp"
+
 #include <algorithm>
 #include <array>
 #include <boost/system/system_error.hpp>
@@ -76,22 +78,8 @@ class DropCategory final : public boost::system::error_category {
   }
 };
 
-// Maps parse_ipv4's errors to ours; its contract lists exactly these four.
-Errc inner_error(const boost::system::error_code& ec) noexcept {
-  switch (static_cast<core::Errc>(ec.value())) {
-    case core::Errc::Truncated:
-      return Errc::InnerTruncated;
-    case core::Errc::BadVersion:
-      return Errc::InnerBadVersion;
-    case core::Errc::BadLength:
-      return Errc::InnerBadTotalLength;
-    default:
-      return Errc::InnerBadHeader;
-  }
-}
-
 DropReason inner_drop(const boost::system::error_code& ec) noexcept {
-  switch (inner_error(ec)) {
+  switch (inner_error_of(ec)) {
     case Errc::InnerTruncated:
       return DropReason::InnerTruncated;
     case Errc::InnerBadVersion:
@@ -105,7 +93,7 @@ DropReason inner_drop(const boost::system::error_code& ec) noexcept {
 
 Result<core::Ipv4Packet> parse_inner(core::Bytes inner) noexcept {
   auto p = core::parse_ipv4(inner);
-  if (!p) return make_error_code(inner_error(p.error()));
+  if (!p) return make_error_code(inner_error_of(p.error()));
   return *p;
 }
 
@@ -179,6 +167,19 @@ Result<FragmentPlan> plan(core::Bytes inner, std::size_t tunnel_mtu) noexcept {
 }
 
 }  // namespace
+
+Errc inner_error_of(const boost::system::error_code& ec) noexcept {
+  switch (static_cast<core::Errc>(ec.value())) {
+    case core::Errc::Truncated:
+      return Errc::InnerTruncated;
+    case core::Errc::BadVersion:
+      return Errc::InnerBadVersion;
+    case core::Errc::BadLength:
+      return Errc::InnerBadTotalLength;
+    default:
+      return Errc::InnerBadHeader;
+  }
+}
 
 const boost::system::error_category& tep_category() noexcept {
   static const TepCategory category;

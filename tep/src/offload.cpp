@@ -16,6 +16,8 @@
 //   |           Checksum            |         Urgent Pointer        | 16
 #include "tep/offload.hpp"
 
+#include "errors.hpp"
+
 #include <algorithm>
 #include <bit>
 #include <cassert>
@@ -59,19 +61,6 @@ std::uint16_t load_host16(core::Bytes b) noexcept {
 }
 void store_host16(core::MutableBytes b, std::uint16_t v) noexcept {
   core::store_be16(b, std::endian::native == std::endian::little ? swap16(v) : v);
-}
-
-Errc ipv4_error(const boost::system::error_code& ec) noexcept {
-  switch (static_cast<core::Errc>(ec.value())) {
-    case core::Errc::Truncated:
-      return Errc::InnerTruncated;
-    case core::Errc::BadVersion:
-      return Errc::InnerBadVersion;
-    case core::Errc::BadLength:
-      return Errc::InnerBadTotalLength;
-    default:
-      return Errc::InnerBadHeader;
-  }
 }
 
 // Whether a TCP segment's checksum verifies: the sum of pseudo-header and segment (its checksum
@@ -142,7 +131,7 @@ Result<TcpSegmenter> TcpSegmenter::start(const VirtioHeader& header, core::Bytes
     return make_error_code(Errc::BadOffload);
   }
   const auto ip = core::parse_ipv4(packet);
-  if (!ip) return make_error_code(ipv4_error(ip.error()));
+  if (!ip) return make_error_code(inner_error_of(ip.error()));
   if (ip->total_length != packet.size()) return make_error_code(Errc::InnerBadTotalLength);
   if (ip->header.protocol != core::ip_protocol::kTcp || ip->is_fragment()) {
     return make_error_code(Errc::OffloadNotTcp);

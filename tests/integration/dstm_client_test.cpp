@@ -29,6 +29,7 @@
 #include "platform/netlink.hpp"
 #include "support/daemon_process.hpp"
 #include "support/lab.hpp"
+#include "support/packet_builder.hpp"
 #include "tep/fourover6.hpp"
 #include "tep_io/packet_io.hpp"
 #include "tsp/sasl.hpp"
@@ -38,6 +39,9 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 namespace {
+
+using test::v4;
+using test::v6;
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kDeadline = 20s;
@@ -60,12 +64,6 @@ constexpr const char* kTopology =
     "route cl 2001:db8:e1::/64 via 2001:db8:c1::1\n"
     "route cl 2001:db8:e2::/64 via 2001:db8:c1::1\n";
 
-core::Ipv4Address v4(std::string_view s) {
-  return core::Ipv4Address::parse(s).value();
-}
-core::Ipv6Address v6(std::string_view s) {
-  return core::Ipv6Address::parse(s).value();
-}
 std::string text(const json::value& v) {
   return std::string{v.as_string()};
 }

@@ -27,6 +27,10 @@
 
 namespace {
 
+using test::await_readable;
+using test::v4;
+using test::v6;
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Packet = std::vector<std::byte>;
@@ -41,25 +45,6 @@ constexpr const char* kB3 = "2001:db8:1::3";
 constexpr std::uint8_t kEct0 = 2;
 constexpr std::uint8_t kEct1 = 1;
 constexpr std::uint8_t kCe = 3;
-
-core::Ipv6Address v6(const char* s) {
-  return core::Ipv6Address::parse(s).value();
-}
-core::Ipv4Address v4(const char* s) {
-  return core::Ipv4Address::parse(s).value();
-}
-
-// True when fd became readable before the deadline.
-bool await_readable(int fd, Clock::time_point deadline) {
-  for (;;) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (r > 0) return true;
-    if (r < 0 && errno != EINTR) return false;
-  }
-}
 
 // An IPv4 UDP packet carrying `text`, the inner packet of the tunnel tests.
 Packet inner(const std::string& text) {

@@ -24,17 +24,14 @@
 
 namespace {
 
+using test::v4;
+using test::v6;
+
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 using Packet = std::vector<std::byte>;
 namespace nl = platform::netlink;
 
-core::Ipv4Address v4(const char* s) {
-  return core::Ipv4Address::parse(s).value();
-}
-core::Ipv6Address v6(const char* s) {
-  return core::Ipv6Address::parse(s).value();
-}
 core::Ipv4Prefix p4(const char* s) {
   return core::Ipv4Prefix::parse(s).value();
 }

@@ -36,6 +36,19 @@
 #include <linux/rtnetlink.h>
 
 namespace test {
+
+bool await_readable(int fd, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r > 0) return true;
+    if (r < 0 && errno != EINTR) return false;
+  }
+}
+
 namespace {
 
 using namespace std::chrono_literals;

@@ -22,6 +22,9 @@
 
 namespace test {
 
+// True when fd became readable before the deadline (poll, retried on EINTR).
+bool await_readable(int fd, std::chrono::steady_clock::time_point deadline);
+
 // --- Description format. One directive a line, executed top to bottom; '#' starts a comment.
 //
 //   netns <ns>                                   a namespace; its lo is brought up

@@ -23,18 +23,6 @@ void check(core::Result<void> r, const char* what) {
   if (!r) fail(std::string{what} + ": " + r.error().message());
 }
 
-core::Ipv4Address v4(std::string_view text) {
-  auto a = core::Ipv4Address::parse(text);
-  if (!a) fail("bad IPv4 address '" + std::string{text} + "'");
-  return *a;
-}
-
-core::Ipv6Address v6(std::string_view text) {
-  auto a = core::Ipv6Address::parse(text);
-  if (!a) fail("bad IPv6 address '" + std::string{text} + "'");
-  return *a;
-}
-
 std::vector<std::byte> concat(core::Bytes a, core::Bytes b) {
   std::vector<std::byte> out{a.begin(), a.end()};
   out.insert(out.end(), b.begin(), b.end());
@@ -372,6 +360,18 @@ std::vector<std::byte> hex(std::string_view text) {
   }
   if (high >= 0) fail("odd number of hex digits");
   return out;
+}
+
+core::Ipv4Address v4(std::string_view text) {
+  auto a = core::Ipv4Address::parse(text);
+  if (!a) fail("bad IPv4 address '" + std::string{text} + "'");
+  return *a;
+}
+
+core::Ipv6Address v6(std::string_view text) {
+  auto a = core::Ipv6Address::parse(text);
+  if (!a) fail("bad IPv6 address '" + std::string{text} + "'");
+  return *a;
 }
 
 }  // namespace test

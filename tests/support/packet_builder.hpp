@@ -127,4 +127,8 @@ std::vector<std::byte> bytes(std::initializer_list<int> values);
 // Bytes from hex text, whitespace ignored: hex("4500 0073").
 std::vector<std::byte> hex(std::string_view text);
 
+// An address literal the test knows to be valid (a bad one throws, which fails the test).
+core::Ipv4Address v4(std::string_view text);
+core::Ipv6Address v6(std::string_view text);
+
 }  // namespace test
