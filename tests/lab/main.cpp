@@ -159,6 +159,19 @@ std::string field(const json::value* v, std::initializer_list<std::string_view> 
   return json::serialize(*v);
 }
 
+// A counter as a number; 0 when absent.
+std::uint64_t count(const json::value& v, std::initializer_list<std::string_view> path) {
+  const auto text = field(&v, path);
+  std::uint64_t n = 0;
+  std::from_chars(text.data(), text.data() + text.size(), n);
+  return n;
+}
+
+// Packets a daemon's data paths carried: user space's counter plus the BPF fast path's.
+std::uint64_t carried(const json::value& status, std::string_view name) {
+  return count(status, {"counters", name}) + count(status, {"fast_path", name});
+}
+
 // GET target on a control socket; nullopt when the daemon does not answer.
 std::optional<json::value> get(const std::filesystem::path& socket, std::string_view target) {
   const platform::ControlClient client{
@@ -181,23 +194,23 @@ void print_status(DstmLab& lab, std::chrono::seconds uptime) {
   } else {
     out += "server   (no answer)\n";
   }
-  out += fmt::format("{:<8} {:<11} {:<15} {:<16} {:>10} {:>10}\n", "client", "state", "ipv4", "tep",
-                     "encap", "decap");
+  out += fmt::format("{:<8} {:<11} {:<15} {:<16} {:<5} {:>10} {:>10}\n", "client", "state", "ipv4",
+                     "tep", "path", "encap", "decap");
   for (int n = 1; n <= 2; ++n) {
     const auto name = fmt::format("client{}", n);
     if (!lab.client_running(n)) {
       out += fmt::format("{:<8} {}\n", name, "EXITED (see its log)");
     } else if (const auto s = get(lab.client_socket(n), "/status")) {
-      out += fmt::format("{:<8} {:<11} {:<15} {:<16} {:>10} {:>10}\n", name, field(&*s, {"state"}),
-                         field(&*s, {"ipv4"}), field(&*s, {"tep_ipv6"}),
-                         field(&*s, {"counters", "encapsulated"}),
-                         field(&*s, {"counters", "decapsulated"}));
+      out += fmt::format("{:<8} {:<11} {:<15} {:<16} {:<5} {:>10} {:>10}\n", name,
+                         field(&*s, {"state"}), field(&*s, {"ipv4"}), field(&*s, {"tep_ipv6"}),
+                         field(&*s, {"backend"}), carried(*s, "encapsulated"),
+                         carried(*s, "decapsulated"));
     } else {
       out += fmt::format("{:<8} (no answer)\n", name);
     }
   }
-  out += fmt::format("{:<8} {:<9} {:>12} {:>12} {:>8} {:>8} {:>8}\n", "tep", "server", "decap",
-                     "encap", "queries", "bindings", "drops");
+  out += fmt::format("{:<8} {:<9} {:<5} {:>12} {:>12} {:>8} {:>8} {:>8}\n", "tep", "server", "path",
+                     "decap", "encap", "queries", "bindings", "drops");
   for (int n = 1; n <= 2; ++n) {
     const auto name = fmt::format("tep{}", n);
     if (!lab.tep_running(n)) {
@@ -206,17 +219,12 @@ void print_status(DstmLab& lab, std::chrono::seconds uptime) {
       const auto connected = field(&*s, {"server", "connected"});
       std::uint64_t drops = 0;
       for (const auto key :
-           {"spoofed", "source_not_leased", "source_outside_pool", "destination_not_leased"}) {
-        const auto text = field(&*s, {"counters", key});
-        std::uint64_t v = 0;
-        std::from_chars(text.data(), text.data() + text.size(), v);
-        drops += v;
-      }
-      out +=
-          fmt::format("{:<8} {:<9} {:>12} {:>12} {:>8} {:>8} {:>8}\n", name,
-                      connected == "true" ? "up" : "down", field(&*s, {"counters", "decapsulated"}),
-                      field(&*s, {"counters", "encapsulated"}), field(&*s, {"counters", "queries"}),
-                      field(&*s, {"bindings"}), drops);
+           {"spoofed", "source_not_leased", "source_outside_pool", "destination_not_leased"})
+        drops += count(*s, {"counters", key});
+      out += fmt::format("{:<8} {:<9} {:<5} {:>12} {:>12} {:>8} {:>8} {:>8}\n", name,
+                         connected == "true" ? "up" : "down", field(&*s, {"backend"}),
+                         carried(*s, "decapsulated"), carried(*s, "encapsulated"),
+                         field(&*s, {"counters", "queries"}), field(&*s, {"bindings"}), drops);
     } else {
       out += fmt::format("{:<8} (no answer)\n", name);
     }
