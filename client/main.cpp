@@ -17,7 +17,7 @@
 #include "platform/log.hpp"
 
 namespace {
-constexpr std::string_view kVersion = "0.1.0";
+constexpr std::string_view kVersion = APPL_VERSION;
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -18,7 +18,7 @@
 
 namespace {
 
-constexpr std::string_view kVersion = "0.1.0";
+constexpr std::string_view kVersion = APPL_VERSION;
 
 constexpr std::string_view kUsage = R"(usage: dstm-server [options]
   --config FILE     the appliance config document (default: the embedded default)

@@ -60,6 +60,16 @@ class Watch {
 
 enum class Drain { Done, More, Error };
 
+// The client's two labelled series: drops by reason, I/O errors by operation.
+platform::Counter& dropped(platform::Counters& c, std::string_view reason) {
+  return c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
+                   {{"reason", std::string{reason}}});
+}
+platform::Counter& io_error(platform::Counters& c, std::string_view op) {
+  return c.counter("dstm_client_io_errors_total", "I/O errors, by operation",
+                   {{"op", std::string{op}}});
+}
+
 }  // namespace
 
 // ---- Metrics ----
@@ -73,28 +83,17 @@ Metrics::Metrics(platform::Counters& c)
                            "TUN packets fragmented to fit the tunnel MTU")},
       frag_needed_sent{c.counter("dstm_client_frag_needed_sent_total",
                                  "ICMP fragmentation-needed messages written back to the host")},
-      dropped_too_big{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
-                                {{"reason", "too_big"}})},
-      dropped_not_ours{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
-                                 {{"reason", "not_ours"}})},
-      dropped_source{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
-                               {{"reason", "source_not_leased"}})},
-      dropped_not_ipv4{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
-                                 {{"reason", "not_ipv4"}})},
-      dropped_malformed{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
-                                  {{"reason", "malformed"}})},
-      dropped_no_lease{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
-                                 {{"reason", "no_lease"}})},
-      tun_read_errors{c.counter("dstm_client_io_errors_total", "I/O errors, by operation",
-                                {{"op", "tun_read"}})},
-      tun_write_errors{c.counter("dstm_client_io_errors_total", "I/O errors, by operation",
-                                 {{"op", "tun_write"}})},
-      tunnel_read_errors{c.counter("dstm_client_io_errors_total", "I/O errors, by operation",
-                                   {{"op", "tunnel_read"}})},
-      tunnel_send_errors{c.counter("dstm_client_io_errors_total", "I/O errors, by operation",
-                                   {{"op", "tunnel_send"}})},
-      tunnel_send_dropped{c.counter("dstm_client_dropped_total", "Packets dropped, by reason",
-                                    {{"reason", "tunnel_busy"}})},
+      dropped_too_big{dropped(c, "too_big")},
+      dropped_not_ours{dropped(c, "not_ours")},
+      dropped_source{dropped(c, "source_not_leased")},
+      dropped_not_ipv4{dropped(c, "not_ipv4")},
+      dropped_malformed{dropped(c, "malformed")},
+      dropped_no_lease{dropped(c, "no_lease")},
+      tun_read_errors{io_error(c, "tun_read")},
+      tun_write_errors{io_error(c, "tun_write")},
+      tunnel_read_errors{io_error(c, "tunnel_read")},
+      tunnel_send_errors{io_error(c, "tunnel_send")},
+      tunnel_send_dropped{dropped(c, "tunnel_busy")},
       keepalive_sent{c.counter("dstm_client_keepalive_sent_total", "Keepalive probes sent")},
       keepalive_answered{
           c.counter("dstm_client_keepalive_answered_total", "Keepalive probes answered in time")},

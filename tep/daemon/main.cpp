@@ -19,7 +19,7 @@
 
 namespace {
 
-constexpr std::string_view kVersion = "0.1.0";
+constexpr std::string_view kVersion = APPL_VERSION;
 
 constexpr std::string_view kUsage = R"(usage: tep --config FILE [options]
   --config FILE     the appliance config document (its "tep" section)

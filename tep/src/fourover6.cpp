@@ -9,6 +9,7 @@
 #include <boost/throw_exception.hpp>
 
 #include "core/checksum.hpp"
+#include "core/hash.hpp"
 #include "core/icmp.hpp"
 #include "core/ip_protocol.hpp"
 #include "core/ipv4.hpp"
@@ -108,15 +109,7 @@ bool has_ports(std::uint8_t protocol) noexcept {
          protocol == 132 /* SCTP */ || protocol == 136 /* UDP-Lite */;
 }
 
-// The murmur3 32-bit finaliser: a cheap mix in which every input bit affects every output bit.
-constexpr std::uint32_t mix(std::uint32_t h) noexcept {
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
+using core::mix32;
 
 // The options a non-first fragment carries: those with the copied flag (RFC 791 §3.1, option
 // type bit 0x80), padded with End of Option List to a multiple of 4. Returns the length used in
@@ -226,13 +219,13 @@ std::string_view drop_reason_name(DropReason r) noexcept {
 std::uint32_t inner_flow_label(core::Bytes inner) noexcept {
   auto p = core::parse_ipv4(inner);
   if (!p) return 1;
-  std::uint32_t h = mix(p->header.src.to_uint() ^ 0x9e3779b9u);
-  h = mix(h ^ p->header.dst.to_uint());
-  h = mix(h ^ p->header.protocol);
+  std::uint32_t h = mix32(p->header.src.to_uint() ^ 0x9e3779b9u);
+  h = mix32(h ^ p->header.dst.to_uint());
+  h = mix32(h ^ p->header.protocol);
   if (!p->is_fragment() && has_ports(p->header.protocol)) {
     core::ByteReader ports{p->payload};
     const std::uint32_t both = ports.u32();
-    if (ports.ok()) h = mix(h ^ both);
+    if (ports.ok()) h = mix32(h ^ both);
   }
   const std::uint32_t label = (h ^ (h >> 20)) & 0xfffffu;
   // 0 means "unlabelled" (RFC 6437 §2); a hash never claims it.

@@ -118,8 +118,8 @@ static __always_inline void copy_local(void* to) {
   for (int i = 0; i < 16; ++i) out[i] = cfg.local[i];
 }
 
-/* The murmur3 32-bit finaliser, as tep::inner_flow_label uses it, so that a flow keeps its label
- * whichever path (kernel or user space) encapsulates it. */
+/* The murmur3 32-bit finaliser (core::mix32), as tep::inner_flow_label uses it, so that a flow
+ * keeps its label whichever path (kernel or user space) encapsulates it. */
 static __always_inline __u32 mix(__u32 h) {
   h ^= h >> 16;
   h *= 0x85ebca6bu;

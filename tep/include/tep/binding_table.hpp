@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/address.hpp"
+#include "core/hash.hpp"
 
 namespace tep {
 
@@ -242,13 +243,7 @@ class BindingTable {
     // bit, so sequential pool addresses spread over the whole index; and it is a bijection
     // (xor-shifts and odd multipliers are invertible), so equal hashes mean equal keys.
     std::uint32_t hash(core::Ipv4Address key) const noexcept {
-      std::uint32_t x = key.to_uint() ^ seed_;
-      x ^= x >> 16;
-      x *= 0x85ebca6bu;
-      x ^= x >> 13;
-      x *= 0xc2b2ae35u;
-      x ^= x >> 16;
-      return x;
+      return core::mix32(key.to_uint() ^ seed_);
     }
     std::size_t slot_of(std::uint32_t h) const noexcept;  // the index slot holding h
     void index_insert(Slot slot) noexcept;
