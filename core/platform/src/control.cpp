@@ -1,15 +1,19 @@
 // The pure half of the control socket: error category, methods, responses, and the router.
 #include "platform/control.hpp"
 
+#include "core/uri.hpp"
 #include "platform/config.hpp"
+#include "platform/log.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <exception>
 #include <set>
 #include <stdexcept>
 #include <variant>
 
 #include <fmt/format.h>
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/string.hpp>
 
@@ -63,36 +67,6 @@ std::vector<std::string_view> split_path(std::string_view path) {
   return out;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// RFC 3986 percent-decoding; "+" -> " " in query components. NUL is refused: decoded values
-// reach C APIs and log lines.
-std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    const char c = in[i];
-    if (c == '%') {
-      if (i + 2 >= in.size()) return std::nullopt;
-      const int hi = hex_value(in[i + 1]);
-      const int lo = hex_value(in[i + 2]);
-      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return std::nullopt;
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 struct Target {
   std::string path;
   std::vector<std::string> segments;  // decoded
@@ -106,27 +80,26 @@ std::variant<Target, std::string> parse_target(std::string_view target) {
   const auto qmark = target.find('?');
   t.path = std::string{target.substr(0, qmark)};
   for (auto raw : split_path(t.path)) {
-    auto decoded = percent_decode(raw, false);
+    auto decoded = core::percent_decode(raw, false);
     if (!decoded) return std::string{"invalid percent-encoding in path"};
     t.segments.push_back(std::move(*decoded));
   }
   if (qmark == std::string_view::npos) return t;
-  std::string_view query = target.substr(qmark + 1);
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const auto item = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (item.empty()) continue;
-    const auto eq = item.find('=');
-    auto key = percent_decode(item.substr(0, eq), true);
-    auto value = percent_decode(
-        eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1), true);
-    if (!key || !value) return std::string{"invalid percent-encoding in query"};
-    if (t.query.contains(*key))
-      return fmt::format("query parameter '{}' given more than once", *key);
-    t.query.emplace(std::move(*key), std::move(*value));
-  }
+  auto query = core::parse_query(target.substr(qmark + 1));
+  if (!query) return std::move(query.error());
+  t.query = std::move(*query);
   return t;
+}
+
+constexpr std::size_t kDefaultLogLines = 500;
+constexpr std::size_t kMaxLogLines = 2000;
+
+std::optional<std::uint64_t> parse_u64(std::string_view text) {
+  std::uint64_t v = 0;
+  const auto* end = text.data() + text.size();
+  const auto [p, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc{} || p != end) return std::nullopt;
+  return v;
 }
 
 bool is_param(std::string_view segment) {
@@ -201,6 +174,40 @@ std::string_view Response::error_message() const {
     if (auto it = o->find("error"); it != o->end())
       if (const auto* s = it->value().if_string()) return *s;
   return {};
+}
+
+Response serve_logs(const LogRing& ring, const Request& request) {
+  std::optional<std::uint64_t> since;
+  if (auto v = request.query_param("since")) {
+    since = parse_u64(*v);
+    if (!since) return Response::error(400, "since: expected a non-negative integer");
+  }
+  std::size_t limit = kDefaultLogLines;
+  if (auto v = request.query_param("limit")) {
+    const auto n = parse_u64(*v);
+    if (!n || *n == 0 || *n > kMaxLogLines)
+      return Response::error(400,
+                             fmt::format("limit: expected an integer from 1 to {}", kMaxLogLines));
+    limit = static_cast<std::size_t>(*n);
+  }
+  LogLevel min = LogLevel::Debug;
+  if (auto v = request.query_param("level")) {
+    const auto level = parse_log_level(*v);
+    if (!level) return Response::error(400, "level: expected debug, info, warn or error");
+    min = *level;
+  }
+  auto page = ring.page(since, limit, min);
+  boost::json::array lines;
+  lines.reserve(page.lines.size());
+  for (auto& l : page.lines)
+    // Signed, so clients can read every integer with as_int64() (a uint64_t is JSON kind uint64).
+    lines.push_back(boost::json::object{{"seq", static_cast<std::int64_t>(l.seq)},
+                                        {"time", format_log_time(l.time)},
+                                        {"level", to_string(l.level)},
+                                        {"component", std::move(l.component)},
+                                        {"message", std::move(l.message)}});
+  return Response::json(boost::json::object{{"lines", std::move(lines)},
+                                            {"next", static_cast<std::int64_t>(page.next)}});
 }
 
 Router& Router::add(Method method, std::string_view pattern, Handler handler) {
