@@ -188,10 +188,11 @@ json::array teps_json(const ControlContext& c) {
         {"leases", reg.leases(id)},
         {"pending_withdrawals", reg.pending_withdrawals(id)},
     };
-    t["user"] = tc.user ? json::value{*tc.user} : json::value{nullptr};
+    // Parentheses, not braces: json::value{x} is a one-element array.
+    t["user"] = tc.user ? json::value(*tc.user) : json::value(nullptr);
     const auto heard = reg.last_heard(id);
-    t["last_heard"] = heard ? json::value{*heard} : json::value{nullptr};
-    t["keepalive"] = tc.keepalive ? json::value{tc.keepalive->to_string()} : json::value{nullptr};
+    t["last_heard"] = heard ? json::value(*heard) : json::value(nullptr);
+    t["keepalive"] = tc.keepalive ? json::value(tc.keepalive->to_string()) : json::value(nullptr);
     out.push_back(std::move(t));
   }
   return out;
@@ -201,7 +202,7 @@ Response status(const ControlContext& c) {
   const auto& table = c.service.table();
   const auto& pool = table.pool();
   json::array prefixes;
-  for (const auto& p : pool.prefixes()) prefixes.push_back(json::value{p.to_string()});
+  for (const auto& p : pool.prefixes()) prefixes.emplace_back(p.to_string());
   json::array listeners;
   for (const auto& e : c.transport.endpoints())
     listeners.push_back(json::object{
@@ -216,7 +217,7 @@ Response status(const ControlContext& c) {
     if (reg.alive(id, now)) ++alive;
   const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
       std::chrono::steady_clock::now() - c.started);
-  return Response::json(json::object{
+  json::object o{
       {"daemon", "dstm-server"},
       {"version", c.version},
       {"uptime", uptime.count()},
@@ -235,7 +236,10 @@ Response status(const ControlContext& c) {
       {"store", json::object{{"path", c.config.store.path},
                              {"sync", c.config.store.sync == StoreSync::Full ? "full" : "normal"},
                              {"pending", c.service.pending_commit()}}},
-  });
+      {"lease_lifetime", c.config.lease.lifetime},
+  };
+  platform::add_life_to_status(o, c.life);
+  return Response::json(std::move(o));
 }
 
 }  // namespace
@@ -274,6 +278,13 @@ platform::Router make_control_router(const ControlContext& context) {
   router.get("/teps", [c](const Request&) {
     return Response::json(json::object{{"teps", teps_json(*c)}});
   });
+  router.post("/config/check", [](const Request& r) {
+    return platform::check_config_request(r, [](std::string_view document) {
+      auto config = parse_config_document(document);
+      return config ? platform::ConfigErrors{} : config.error();
+    });
+  });
+  router.post("/reload", [c](const Request&) { return c->reload(); });
   return router;
 }
 

@@ -16,6 +16,7 @@
 #include "dstm_server/service.hpp"
 #include "dstm_server/sqlite_lease_store.hpp"
 #include "dstm_server/transport.hpp"
+#include "platform/config.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
 #include "platform/fd.hpp"
@@ -47,7 +48,21 @@ std::shared_ptr<const tsp::ServerConfig> session_config(const Config& config) {
   return c;
 }
 
+platform::ConfigResult<platform::LoadedConfig<Config>> load_config(std::string_view document) {
+  auto config = parse_config_document(document);
+  if (!config) return {boost::system::in_place_error, config.error()};
+  // The document parsed above, so this parse cannot fail; its section is what a reload compares.
+  auto json = platform::parse_json(document);
+  if (!json) return {boost::system::in_place_error, json.error()};
+  const auto* section = json->as_object().if_contains("dstm_server");
+  return platform::LoadedConfig<Config>{std::move(*config),
+                                        section ? *section : boost::json::value{}};
+}
+
 namespace {
+
+// The control socket takes whole config documents (POST /config/check).
+constexpr std::size_t kControlBodyLimit = 1024 * 1024;
 
 Seconds unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -86,10 +101,29 @@ struct Daemon::Impl {
   std::unique_ptr<platform::ControlServer> control;
   asio::steady_timer tick;
   std::optional<platform::SignalWatch> signals;
+  // Without a restart loop (options.restarter null): generation 0, no config file.
+  platform::DaemonLife own_life{.generation = 0,
+                                .started_at = unix_now(),
+                                .config_file = std::nullopt,
+                                .last_reload = std::nullopt};
   bool stopped = false;
 
   Impl(asio::io_context& i, Config c, DaemonOptions o)
       : io{i}, config{std::move(c)}, options{std::move(o)}, tick{i} {}
+
+  const platform::DaemonLife& life() const {
+    return options.restarter ? options.restarter->life() : own_life;
+  }
+
+  // POST /reload and SIGHUP. A restart stops this daemon after the answer has been written (a
+  // stopping control server finishes the response in progress); main then starts the next one.
+  platform::Response reload(Daemon& daemon) {
+    if (!options.restarter)
+      return platform::Response::error(409, "this daemon was not started by a restart loop");
+    auto decision = options.restarter->reload();
+    if (decision.restart) asio::post(io, [&daemon] { daemon.stop(); });
+    return std::move(decision.response);
+  }
 
   void schedule_tick() {
     tick.expires_after(std::chrono::seconds{1});
@@ -161,20 +195,28 @@ Result<std::unique_ptr<Daemon>> Daemon::start(asio::io_context& io, Config confi
                               perms::owner_all | perms::group_read | perms::group_exec);
       !ok)
     return ok.error();
+  // From here on a failure stops what already runs (Daemon::stop commits the store), and the
+  // reload handler can name the daemon it stops.
+  std::unique_ptr<Daemon> daemon{new Daemon{std::move(impl)}};
+  Daemon* raw = daemon.get();
   d.control_context = std::make_unique<ControlContext>(
-      ControlContext{*d.service, *d.transport, d.config, started, d.options.version});
+      ControlContext{*d.service, *d.transport, d.config, started, d.options.version, d.life(),
+                     [self, raw] { return self->reload(*raw); }});
+  platform::ControlLimits limits;
+  limits.max_body_bytes = kControlBodyLimit;
   d.control = std::make_unique<platform::ControlServer>(
       io, make_control_router(*d.control_context),
-      platform::ControlServerOptions{
-          .path = d.config.control_socket, .mode = 0660, .limits = {}, .counters = &d.counters});
+      platform::ControlServerOptions{.path = d.config.control_socket,
+                                     .mode = 0660,
+                                     .limits = limits,
+                                     .counters = &d.counters});
   if (auto ok = d.control->start(); !ok)
     return error_at(ok.error(), "control socket " + d.config.control_socket);
   d.log.info("control socket {}", d.config.control_socket);
 
   d.schedule_tick();
-  std::unique_ptr<Daemon> daemon{new Daemon{std::move(impl)}};
-  Daemon* raw = daemon.get();
-  self->signals = platform::stop_on_signals(io, {SIGINT, SIGTERM}, [raw] { raw->stop(); });
+  self->signals = platform::stop_on_signals(
+      io, {SIGINT, SIGTERM}, [raw] { raw->stop(); }, [self, raw] { (void)self->reload(*raw); });
 
   if (self->options.ready_fd) platform::notify_ready(*self->options.ready_fd);
   return daemon;

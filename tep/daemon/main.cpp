@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <fmt/core.h>
 #include <boost/asio/io_context.hpp>
@@ -14,15 +15,19 @@
 #include "platform/config.hpp"
 #include "platform/fd.hpp"
 #include "platform/log.hpp"
+#include "platform/restart.hpp"
 #include "tep_daemon/config.hpp"
 #include "tep_daemon/daemon.hpp"
 
 namespace {
 
 constexpr std::string_view kVersion = APPL_VERSION;
+// Recent log lines kept for GET /logs on the control socket.
+constexpr std::size_t kLogLines = 2000;
 
 constexpr std::string_view kUsage = R"(usage: tep --config FILE [options]
-  --config FILE     the appliance config document (its "tep" section)
+  --config FILE     the appliance config document (its "tep" section); POST /reload on the
+                    control socket or SIGHUP reads it again
   --name NAME       which TEP of the section to run (required when it lists several)
   --check-config    validate the config, print a summary, and exit (0 valid, 78 invalid)
   --ready-fd N      write "READY\n" to file descriptor N once serving, then close it
@@ -41,6 +46,7 @@ int main(int argc, char** argv) {
         name = std::string{value()};
         return true;
       });
+  platform::install_log_ring(kLogLines);
   if (!args.config_file) {
     fmt::print(stderr, "tep: --config is required\n{}", kUsage);
     return 64;  // EX_USAGE
@@ -63,14 +69,24 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  boost::asio::io_context io{1};
-  auto daemon = tep_daemon::Daemon::start(
-      io, *config,
-      tep_daemon::DaemonOptions{.version = std::string{kVersion}, .ready_fd = args.ready_fd});
-  if (!daemon) {
-    platform::Logger{"tep"}.error("cannot start {}: {}", config->name, daemon.error());
-    return 1;
-  }
-  io.run();
-  return 0;
+  // POST /reload and SIGHUP restart the daemon in this process with the file's new content (the
+  // same --name).
+  const auto load = [name](std::string_view document) {
+    return tep_daemon::load_config(document, name);
+  };
+  auto loaded = load(*text);
+  if (!loaded) platform::exit_with_config_errors(*config_file, loaded.error());
+  platform::Restarter<tep_daemon::Config> restarter{"tep", config_file, load};
+  auto ready_fd = args.ready_fd;  // the first generation's only
+  return restarter.run(
+      std::move(*loaded), [&](boost::asio::io_context& io, tep_daemon::Config tep) {
+        const std::string tep_name = tep.name;
+        auto daemon = tep_daemon::Daemon::start(
+            io, std::move(tep),
+            tep_daemon::DaemonOptions{.version = std::string{kVersion},
+                                      .ready_fd = std::exchange(ready_fd, std::nullopt),
+                                      .restarter = &restarter});
+        if (!daemon) daemon = fmt::format("{}: {}", tep_name, daemon.error());
+        return daemon;
+      });
 }

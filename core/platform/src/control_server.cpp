@@ -373,6 +373,8 @@ ControlServer::ControlServer(boost::asio::io_context& io, Router router,
       router.get("/counters",
                  [counters](const Request&) { return Response::json(counters->to_json()); });
   }
+  if (auto ring = log_ring(); ring && !router.has_route(Method::Get, "/logs"))
+    router.get("/logs", [ring](const Request& r) { return serve_logs(*ring, r); });
   impl_ = std::make_shared<Impl>(io, std::move(router), std::move(options));
 }
 

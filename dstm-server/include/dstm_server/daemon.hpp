@@ -8,6 +8,7 @@
 
 #include "dstm_server/config.hpp"
 #include "dstm_server/error.hpp"
+#include "platform/restart.hpp"
 #include "tsp/server_session.hpp"
 
 namespace boost::asio {
@@ -20,13 +21,22 @@ struct DaemonOptions {
   std::string version;
   // Written "READY\n" once every listener and the control socket are up (then closed).
   std::optional<int> ready_fd;
+  // main's restart loop: /status shows its generations, and POST /reload and SIGHUP ask it for a
+  // reload (when it restarts, the daemon stops as for SIGTERM). Null: generation 0 and no reload
+  // (409). Must outlive the daemon.
+  platform::Restarter<Config>* restarter = nullptr;
 };
+
+// The document's text -> the config and the document's "dstm_server" section (what a reload
+// compares), with parse_config_document's errors. For main and the restart loop.
+platform::ConfigResult<platform::LoadedConfig<Config>> load_config(std::string_view document);
 
 class Daemon {
  public:
   // Opens the lease store (creating its directory), restores the leases, binds the TSP listeners
   // and the control socket, and starts the group-commit and reaping machinery. SIGINT/SIGTERM
-  // stop it. An error names what failed (the store file, the listener, the socket path).
+  // stop it; SIGHUP reloads (see DaemonOptions::restarter). An error names what failed (the store
+  // file, the listener, the socket path).
   static Result<std::unique_ptr<Daemon>> start(boost::asio::io_context& io, Config config,
                                                DaemonOptions options);
   ~Daemon();

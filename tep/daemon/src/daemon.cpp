@@ -27,6 +27,7 @@
 #include <boost/json.hpp>
 
 #include "core/ipv4.hpp"
+#include "platform/config.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
 #include "platform/fd.hpp"
@@ -60,6 +61,14 @@ constexpr auto kRetryMax = 10s;
 constexpr std::size_t kMaxListedBindings = 10'000;
 
 constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+// The control socket takes whole config documents (POST /config/check).
+constexpr std::size_t kControlBodyLimit = 1024 * 1024;
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // Best-effort write of a per-interface sysctl in this process's network namespace.
 bool write_sysctl(const std::string& path, std::string_view value) {
@@ -163,6 +172,11 @@ struct Daemon::Impl final : tep::Engine::Sink,
   std::unique_ptr<platform::ControlServer> control;
   std::optional<platform::SignalWatch> signals;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // Without a restart loop (options.restarter null): generation 0, no config file.
+  platform::DaemonLife own_life{.generation = 0,
+                                .started_at = unix_now(),
+                                .config_file = std::nullopt,
+                                .last_reload = std::nullopt};
   bool stopped = false;
 
   Impl(asio::io_context& i, Config c, DaemonOptions o)
@@ -658,6 +672,7 @@ struct Daemon::Impl final : tep::Engine::Sink,
     o["queue"] = std::move(queue);
     o["counters"] = counters_json();
     o["backend"] = fast_path ? "bpf" : "user";
+    platform::add_life_to_status(o, options.restarter ? options.restarter->life() : own_life);
     if (fast_path) {
       json::object fp;
       fast_path_counters().for_each(
@@ -745,9 +760,67 @@ struct Daemon::Impl final : tep::Engine::Sink,
             d.engine->bindings().erase(*a);
             return platform::Response::json(json::object{{"removed", a->to_string()}});
           }));
+    r.post("/config/check", [](const platform::Request& req) {
+      return platform::check_config_request(req, [](std::string_view document) {
+        auto teps = parse_config_document(document);
+        return teps ? platform::ConfigErrors{} : teps.error();
+      });
+    });
+    r.post("/reload", with([](Impl& d, const platform::Request&) { return d.reload(); }));
     return r;
   }
+
+  // POST /reload and SIGHUP. A restart stops this daemon after the answer has been written (a
+  // stopping control server finishes the response in progress); main then starts the next one.
+  platform::Response reload() {
+    if (!options.restarter)
+      return platform::Response::error(409, "this daemon was not started by a restart loop");
+    auto decision = options.restarter->reload();
+    if (decision.restart) asio::post(io, [self = shared_from_this()] { self->stop(); });
+    return std::move(decision.response);
+  }
+
+  void stop() noexcept {
+    if (stopped) return;
+    stopped = true;
+    log.info("stopping");
+    tick_timer.cancel();
+    retry_timer.cancel();
+    heartbeat_timer.cancel();
+    if (session) session->close();
+    // The fast path first: its programs redirect into the TUN device that is about to go.
+    if (engine) engine->bindings().set_observer(nullptr);
+    fast_path.reset();
+    boost::system::error_code ignored;
+    if (tun_wait) tun_wait->close(ignored);
+    if (tunnel_wait) tunnel_wait->close(ignored);
+    // Closing the TUN queue removes the device, and the kernel removes its routes with it, so a
+    // restarted daemon can create it again under the same name.
+    tun_source.reset();
+    writer.reset();
+    sender.reset();
+    tun.reset();
+    tunnel.reset();
+    if (control) control->stop();
+    if (signals) signals->cancel();
+  }
 };
+
+platform::ConfigResult<platform::LoadedConfig<Config>> load_config(std::string_view document,
+                                                                   std::string_view name) {
+  auto teps = parse_config_document(document);
+  if (!teps) return {boost::system::in_place_error, teps.error()};
+  std::string error;
+  const auto* chosen = select_tep(*teps, name, error);
+  if (!chosen)
+    return {boost::system::in_place_error, platform::ConfigErrors{{"/tep", std::move(error)}}};
+  // The document parsed above, so this parse cannot fail; the TEP's element of the "tep" array
+  // is at the same index as its Config.
+  auto json = platform::parse_json(document);
+  if (!json) return {boost::system::in_place_error, json.error()};
+  const auto index = static_cast<std::size_t>(chosen - teps->data());
+  return platform::LoadedConfig<Config>{*chosen, json->at("tep").at(index)};
+}
 
 Daemon::Daemon(std::shared_ptr<Impl> impl) : impl_{std::move(impl)} {}
 
@@ -764,10 +837,14 @@ boost::system::result<std::unique_ptr<Daemon>, std::string> Daemon::start(asio::
   const auto dir = std::filesystem::path{d->config.control_socket}.parent_path();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
+  platform::ControlLimits limits;
+  limits.max_body_bytes = kControlBodyLimit;
   d->control = std::make_unique<platform::ControlServer>(
       io, d->router(),
-      platform::ControlServerOptions{
-          .path = d->config.control_socket, .mode = 0660, .limits = {}, .counters = &d->counters});
+      platform::ControlServerOptions{.path = d->config.control_socket,
+                                     .mode = 0660,
+                                     .limits = limits,
+                                     .counters = &d->counters});
   if (auto ok = d->control->start(); !ok)
     return fmt::format("control socket {}: {}", d->config.control_socket, ok.error().message());
   d->log.info("control socket {}", d->config.control_socket);
@@ -779,34 +856,14 @@ boost::system::result<std::unique_ptr<Daemon>, std::string> Daemon::start(asio::
 
   std::unique_ptr<Daemon> daemon{new Daemon{d}};
   Daemon* raw = daemon.get();
-  d->signals = platform::stop_on_signals(io, {SIGINT, SIGTERM}, [raw] { raw->stop(); });
+  d->signals = platform::stop_on_signals(
+      io, {SIGINT, SIGTERM}, [raw] { raw->stop(); }, [raw = d.get()] { (void)raw->reload(); });
   if (d->options.ready_fd) platform::notify_ready(*d->options.ready_fd);
   return daemon;
 }
 
 void Daemon::stop() noexcept {
-  auto& d = *impl_;
-  if (d.stopped) return;
-  d.stopped = true;
-  d.log.info("stopping");
-  d.tick_timer.cancel();
-  d.retry_timer.cancel();
-  d.heartbeat_timer.cancel();
-  if (d.session) d.session->close();
-  // The fast path first: its programs redirect into the TUN device that is about to go.
-  if (d.engine) d.engine->bindings().set_observer(nullptr);
-  d.fast_path.reset();
-  boost::system::error_code ignored;
-  if (d.tun_wait) d.tun_wait->close(ignored);
-  if (d.tunnel_wait) d.tunnel_wait->close(ignored);
-  // Closing the TUN queue removes the device, and the kernel removes its routes with it.
-  d.tun_source.reset();
-  d.writer.reset();
-  d.sender.reset();
-  d.tun.reset();
-  d.tunnel.reset();
-  if (d.control) d.control->stop();
-  if (d.signals) d.signals->cancel();
+  impl_->stop();
 }
 
 }  // namespace tep_daemon

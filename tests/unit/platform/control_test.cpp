@@ -36,6 +36,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "platform/counters.hpp"
+#include "platform/log.hpp"
 
 namespace {
 
@@ -321,6 +322,69 @@ TEST_CASE("router: method names", "[platform]") {
 }
 
 // --- Counters ------------------------------------------------------------------------------------
+
+TEST_CASE("router: serve_logs pages a log ring as JSON", "[platform]") {
+  platform::LogRing ring{100};
+  const auto t = std::chrono::system_clock::time_point{std::chrono::milliseconds{1795000000123}};
+  for (int i = 1; i <= 5; ++i)
+    ring.push(platform::LogRecord{t, i % 2 ? platform::LogLevel::Info : platform::LogLevel::Error,
+                                  "tep", fmt::format("line {}", i)});
+  Router router;
+  router.get("/logs", [&ring](const Request& r) { return platform::serve_logs(ring, r); });
+
+  auto r = router.handle("GET", "/logs", "");
+  CHECK(r.status == 200);
+  CHECK(r.body == json::parse(R"({"lines": [
+      {"seq": 1, "time": "2026-11-18T11:06:40.123Z", "level": "info", "component": "tep",
+       "message": "line 1"},
+      {"seq": 2, "time": "2026-11-18T11:06:40.123Z", "level": "error", "component": "tep",
+       "message": "line 2"},
+      {"seq": 3, "time": "2026-11-18T11:06:40.123Z", "level": "info", "component": "tep",
+       "message": "line 3"},
+      {"seq": 4, "time": "2026-11-18T11:06:40.123Z", "level": "error", "component": "tep",
+       "message": "line 4"},
+      {"seq": 5, "time": "2026-11-18T11:06:40.123Z", "level": "info", "component": "tep",
+       "message": "line 5"}], "next": 6})"));
+
+  const auto seqs_of = [](const Response& res) {
+    std::vector<std::int64_t> out;
+    for (const auto& l : res.body.at("lines").as_array())
+      out.push_back(l.at("seq").to_number<std::int64_t>());
+    return out;
+  };
+  CHECK(r.body.at("next").is_int64());
+  CHECK(r.body.at("lines").at(0).at("seq").is_int64());
+  r = router.handle("GET", "/logs?since=2&limit=2", "");
+  CHECK(seqs_of(r) == std::vector<std::int64_t>{2, 3});
+  CHECK(r.body.at("next") == 4);
+  r = router.handle("GET", "/logs?since=2&level=error", "");
+  CHECK(seqs_of(r) == std::vector<std::int64_t>{2, 4});
+  CHECK(r.body.at("next") == 6);
+  // Without since: the newest lines.
+  r = router.handle("GET", "/logs?limit=2", "");
+  CHECK(seqs_of(r) == std::vector<std::int64_t>{4, 5});
+  r = router.handle("GET", "/logs?since=6", "");
+  CHECK(seqs_of(r).empty());
+  CHECK(r.body.at("next") == 6);
+  r = router.handle("GET", "/logs?limit=2000", "");
+  CHECK(r.status == 200);
+
+  const std::pair<std::string_view, std::string_view> bad[] = {
+      {"/logs?since=-1", "since: expected a non-negative integer"},
+      {"/logs?since=x", "since: expected a non-negative integer"},
+      {"/logs?since=", "since: expected a non-negative integer"},
+      {"/logs?limit=0", "limit: expected an integer from 1 to 2000"},
+      {"/logs?limit=2001", "limit: expected an integer from 1 to 2000"},
+      {"/logs?limit=99999999999999999999999", "limit: expected an integer from 1 to 2000"},
+      {"/logs?level=WARN", "level: expected debug, info, warn or error"},
+  };
+  for (const auto& [target, message] : bad) {
+    INFO(target);
+    r = router.handle("GET", target, "");
+    CHECK(r.status == 400);
+    CHECK(r.error_message() == message);
+  }
+}
 
 TEST_CASE("counters: Prometheus text format, sorted, with escaped label values", "[platform]") {
   platform::Counters c;
@@ -624,6 +688,44 @@ TEST_CASE("control: /metrics renders the registered counters as Prometheus text"
                 REQUIRE(r.has_value());
                 CHECK(r->body.at("tep_packets_total").at("series").at(0).at("value") == 3);
               });
+}
+
+TEST_CASE("control: a server serves GET /logs from the installed log ring", "[platform]") {
+  TempDir dir;
+  const auto path = dir.file("ctl.sock");
+  const auto previous = platform::default_log_sink();
+  const auto ring = platform::install_log_ring(50);
+  platform::Logger{"tep"}.warn("the tunnel said {}", "\"hi\"\n");
+  with_server(test_router(), server_options(path),
+              [&](platform::ControlServer&) -> asio::awaitable<void> {
+                const platform::ControlClient client{path};
+                auto r = co_await client.async_request(Method::Get, "/logs?level=warn");
+                REQUIRE(r.has_value());
+                CHECK(r->status == 200);
+                const auto& lines = r->body.at("lines").as_array();
+                REQUIRE(lines.size() == 1);
+                CHECK(lines[0].at("component") == "tep");
+                CHECK(lines[0].at("level") == "warn");
+                CHECK(lines[0].at("message") == "the tunnel said \"hi\"\n");
+                CHECK(lines[0].at("seq") == 1);
+                CHECK(r->body.at("next").to_number<std::int64_t>() >= 2);  // the server logs too
+
+                r = co_await client.async_request(Method::Get, "/logs?limit=0");
+                REQUIRE(r.has_value());
+                CHECK(r->status == 400);
+              });
+
+  // A router with its own /logs keeps it.
+  auto router = test_router();
+  router.get("/logs", [](const Request&) { return Response::json({{"own", true}}); });
+  with_server(std::move(router), server_options(path),
+              [&](platform::ControlServer&) -> asio::awaitable<void> {
+                const platform::ControlClient client{path};
+                auto r = co_await client.async_request(Method::Get, "/logs");
+                REQUIRE(r.has_value());
+                CHECK(r->body == json::value{{"own", true}});
+              });
+  platform::set_default_log_sink(previous);
 }
 
 TEST_CASE("control: the socket file is created 0660 and removed by stop()", "[platform]") {

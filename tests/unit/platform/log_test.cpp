@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -216,4 +217,161 @@ TEST_CASE("rate limiter: distinct keys beyond the bound share one bucket", "[pla
   CHECK_FALSE(limiter.check("a", kT0).allowed);
   // Once windows expire, their slots are reused by new keys.
   CHECK(limiter.check("c", kT0 + 61s).allowed);
+}
+
+// --- LogRing -----------------------------------------------------------------------------------
+
+namespace {
+
+platform::LogRecord record(LogLevel level, std::string_view message, TimePoint time = kT0) {
+  return platform::LogRecord{time, level, "tep", message};
+}
+
+std::vector<std::uint64_t> seqs(const std::vector<platform::LogLine>& lines) {
+  std::vector<std::uint64_t> out;
+  for (const auto& l : lines) out.push_back(l.seq);
+  return out;
+}
+
+std::vector<std::string> texts(const std::vector<platform::LogLine>& lines) {
+  std::vector<std::string> out;
+  for (const auto& l : lines) out.push_back(l.message);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("log: format_log_time is UTC with milliseconds", "[platform]") {
+  CHECK(platform::format_log_time(kT0) == "2024-05-01T12:34:56.789Z");
+  CHECK(platform::format_log_time(TimePoint{}) == "1970-01-01T00:00:00.000Z");
+}
+
+TEST_CASE("log ring: keeps the newest lines, numbered from 1, and pages them by seq",
+          "[platform]") {
+  platform::LogRing ring{3};
+  CHECK(ring.next_seq() == 1);
+  CHECK(ring.since(0, 10, LogLevel::Debug).empty());
+  for (int i = 1; i <= 5; ++i) ring.push(record(LogLevel::Info, fmt::format("m{}", i)));
+  CHECK(ring.next_seq() == 6);
+
+  // Lines 1 and 2 fell out; seq is never reused.
+  const auto all = ring.since(0, 10, LogLevel::Debug);
+  CHECK(seqs(all) == std::vector<std::uint64_t>{3, 4, 5});
+  CHECK(texts(all) == std::vector<std::string>{"m3", "m4", "m5"});
+  CHECK(all[0].component == "tep");
+  CHECK(all[0].level == LogLevel::Info);
+  CHECK(all[0].time == kT0);
+
+  CHECK(seqs(ring.since(4, 10, LogLevel::Debug)) == std::vector<std::uint64_t>{4, 5});
+  CHECK(seqs(ring.since(3, 2, LogLevel::Debug)) == std::vector<std::uint64_t>{3, 4});
+  CHECK(ring.since(6, 10, LogLevel::Debug).empty());
+  CHECK(ring.since(1000, 10, LogLevel::Debug).empty());
+  CHECK(ring.since(0, 0, LogLevel::Debug).empty());
+}
+
+TEST_CASE("log ring: the level filter, tail, and where the next page starts", "[platform]") {
+  platform::LogRing ring{10};
+  const LogLevel levels[] = {LogLevel::Debug, LogLevel::Warn, LogLevel::Info,
+                             LogLevel::Error, LogLevel::Warn, LogLevel::Debug};
+  for (auto level : levels) ring.push(record(level, platform::to_string(level)));
+
+  CHECK(seqs(ring.since(0, 10, LogLevel::Warn)) == std::vector<std::uint64_t>{2, 4, 5});
+  CHECK(seqs(ring.since(0, 10, LogLevel::Error)) == std::vector<std::uint64_t>{4});
+  // tail: the newest matching lines, still oldest first.
+  CHECK(seqs(ring.tail(2, LogLevel::Debug)) == std::vector<std::uint64_t>{5, 6});
+  CHECK(seqs(ring.tail(2, LogLevel::Info)) == std::vector<std::uint64_t>{4, 5});
+  CHECK(seqs(ring.tail(100, LogLevel::Warn)) == std::vector<std::uint64_t>{2, 4, 5});
+
+  // A page cut by the limit continues after its last line; a complete one at the ring's end.
+  auto page = ring.page(1, 2, LogLevel::Warn);
+  CHECK(seqs(page.lines) == std::vector<std::uint64_t>{2, 4});
+  CHECK(page.next == 5);
+  page = ring.page(page.next, 2, LogLevel::Warn);
+  CHECK(seqs(page.lines) == std::vector<std::uint64_t>{5});
+  CHECK(page.next == 7);
+  page = ring.page(page.next, 2, LogLevel::Warn);
+  CHECK(page.lines.empty());
+  CHECK(page.next == 7);
+  CHECK(ring.page(std::nullopt, 1, LogLevel::Debug).next == 7);
+}
+
+TEST_CASE("log ring: text is bounded and always valid UTF-8", "[platform]") {
+  platform::LogRing ring{10};
+  const std::string ellipsis = "\xE2\x80\xA6";
+  const std::string replacement = "\xEF\xBF\xBD";
+
+  ring.push(record(LogLevel::Info, std::string(10'000, 'x')));
+  // 3-byte characters that do not divide the limit: the cut falls on a character boundary.
+  std::string wide;
+  for (int i = 0; i < 2000; ++i) wide += "\xE2\x82\xAC";  // U+20AC
+  ring.push(record(LogLevel::Info, wide));
+  // Invalid: a lone continuation byte, an overlong '/', a surrogate, a truncated sequence.
+  ring.push(record(LogLevel::Info,
+                   "a\x80"
+                   "b\xC0\xAF"
+                   "c\xED\xA0\x80"
+                   "d\xE2\x82"));
+  ring.push(record(LogLevel::Info, "caf\xC3\xA9 \xF0\x9F\x98\x80 ok"));  // valid: unchanged
+  ring.push(platform::LogRecord{kT0, LogLevel::Info, std::string(100, 'c'), "short"});
+  const std::string exact(platform::LogRing::kMaxMessageBytes, 'y');
+  ring.push(record(LogLevel::Info, exact));
+
+  const auto lines = ring.since(0, 10, LogLevel::Debug);
+  REQUIRE(lines.size() == 6);
+  CHECK(lines[0].message.size() <= platform::LogRing::kMaxMessageBytes);
+  CHECK(lines[0].message.size() > platform::LogRing::kMaxMessageBytes - 4);
+  CHECK(lines[0].message.ends_with(ellipsis));
+  CHECK(lines[1].message.size() <= platform::LogRing::kMaxMessageBytes);
+  CHECK(lines[1].message.ends_with("\xE2\x82\xAC" + ellipsis));
+  CHECK(lines[1].message.size() % 3 == 0);
+  CHECK(lines[2].message == "a" + replacement + "b" + replacement + replacement + "c" +
+                                replacement + replacement + replacement + "d" + replacement +
+                                replacement);
+  CHECK(lines[3].message == "caf\xC3\xA9 \xF0\x9F\x98\x80 ok");
+  CHECK(lines[4].component.size() <= platform::LogRing::kMaxComponentBytes);
+  CHECK(lines[4].component.ends_with(ellipsis));
+  CHECK(lines[5].message == exact);  // exactly at the limit: kept whole
+}
+
+TEST_CASE("log ring: records pushed from several threads all land, in seq order", "[platform]") {
+  platform::LogRing ring{10'000};
+  constexpr int kThreads = 4;
+  constexpr int kEach = 500;
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&ring, t] {
+        for (int i = 0; i < kEach; ++i) ring.push(record(LogLevel::Info, fmt::format("{}", t)));
+      });
+  }
+  const auto lines = ring.since(0, 10'000, LogLevel::Debug);
+  REQUIRE(lines.size() == std::size_t{kThreads * kEach});
+  for (std::size_t i = 0; i < lines.size(); ++i) CHECK(lines[i].seq == i + 1);
+  CHECK(ring.next_seq() == kThreads * kEach + 1);
+}
+
+TEST_CASE("log ring: install_log_ring tees the default sink, and a second install replaces it",
+          "[platform]") {
+  auto capture = std::make_shared<CaptureSink>();
+  const auto previous = platform::default_log_sink();
+  platform::set_default_log_sink(capture);
+  platform::Logger log{"dstm-server"};
+
+  const auto first = platform::install_log_ring(10);
+  CHECK(platform::log_ring() == first);
+  log.info("one");
+  const auto second = platform::install_log_ring(10);
+  CHECK(platform::log_ring() == second);
+  log.warn("two");
+  platform::set_default_log_sink(previous);
+  log.info("not kept: the ring is bypassed once another default sink is set");
+
+  // The sink that was the default got everything, once each.
+  CHECK(capture->messages() == std::vector<std::string>{"one", "two"});
+  CHECK(texts(first->since(0, 10, LogLevel::Debug)) == std::vector<std::string>{"one"});
+  const auto lines = second->since(0, 10, LogLevel::Debug);
+  CHECK(texts(lines) == std::vector<std::string>{"two"});
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].component == "dstm-server");
+  CHECK(lines[0].level == LogLevel::Warn);
 }

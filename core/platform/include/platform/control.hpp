@@ -26,6 +26,7 @@ class io_context;
 namespace platform {
 
 class Counters;
+class LogRing;
 
 // Failures of the control socket that are not plain system errors (those, like ENOENT or
 // ECONNREFUSED from connect, are passed through as they are). Values are stable.
@@ -125,6 +126,16 @@ class Router {
   std::vector<Route> routes_;
 };
 
+// GET /logs?since=N&limit=N&level=L from a log ring (docs/control-socket.md):
+//   {"lines": [{"seq", "time": "2026-11-22T10:00:00.123Z", "level", "component", "message"}],
+//    "next": N}
+// Lines are oldest first: with `since`, those with seq >= since (at most limit, then "next" is
+// where to continue); without it, the newest `limit`. limit is 1..2000 (default 500); level is
+// the lowest level shown (default debug). A bad parameter is 400. The ControlServer serves this
+// by itself when a ring is installed (platform::install_log_ring); servers that route HTTP
+// themselves may call it.
+Response serve_logs(const LogRing& ring, const Request& request);
+
 struct ControlLimits {
   std::size_t max_header_bytes = 8 * 1024;  // request line + headers; more -> 431
   std::size_t max_body_bytes = 64 * 1024;   // request body; more -> 413
@@ -150,6 +161,8 @@ struct ControlServerOptions {
 
 // Serves a Router on a Unix stream socket. Runs on the io_context passed in; all member functions
 // must be called on that io_context's thread (or before it runs). Destroy before the io_context.
+// When platform::log_ring() is set at construction and the router has no GET /logs, the server
+// adds it (serve_logs).
 class ControlServer {
  public:
   ControlServer(boost::asio::io_context& io, Router router, ControlServerOptions options);

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -36,6 +37,10 @@ struct LogRecord {
   std::string_view component;
   std::string_view message;
 };
+
+// UTC with milliseconds, as in log lines and GET /logs: "2024-05-01T12:34:56.789Z". Lexical order
+// is time order (for years 0000..9999).
+std::string format_log_time(std::chrono::system_clock::time_point time);
 
 // The line written by the stderr sink, without the trailing newline:
 //   2024-05-01T12:34:56.789Z WARN  [tep] queue full, dropping
@@ -182,5 +187,66 @@ class Logger {
   LoggerOptions options_;
   std::unique_ptr<RateLimiter> limiter_;
 };
+
+// One record kept by a LogRing. Unlike LogRecord it owns its text.
+struct LogLine {
+  std::uint64_t seq = 0;  // 1, 2, 3, ... in the order pushed; never reused
+  std::chrono::system_clock::time_point time;
+  LogLevel level = LogLevel::Info;
+  std::string component;
+  std::string message;
+};
+
+// A page of a LogRing and where the next page starts (GET /logs "next").
+struct LogPage {
+  std::vector<LogLine> lines;  // oldest first
+  // The seq to ask for next: one past the last line returned when `limit` cut the page short,
+  // else the seq the next record will get.
+  std::uint64_t next = 1;
+};
+
+// The last `capacity` log records in memory, for GET /logs on the control socket (the dashboard
+// shows them). Bounded: a message is cut at kMaxMessageBytes and a component at
+// kMaxComponentBytes (on a UTF-8 boundary, ending in "…"), and invalid UTF-8 becomes U+FFFD, so
+// every line is valid JSON text whatever a peer put into a message. Thread-safe.
+class LogRing {
+ public:
+  static constexpr std::size_t kMaxMessageBytes = 4096;
+  static constexpr std::size_t kMaxComponentBytes = 64;
+
+  explicit LogRing(std::size_t capacity);  // a capacity of 0 is taken as 1
+  ~LogRing();
+  LogRing(const LogRing&) = delete;
+  LogRing& operator=(const LogRing&) = delete;
+
+  // Adds a record, dropping the oldest when full. Never throws: an allocation failure drops the
+  // record.
+  void push(const LogRecord& record) noexcept;
+
+  // Lines with seq >= since (oldest first), at most limit, level >= min.
+  std::vector<LogLine> since(std::uint64_t since, std::size_t limit, LogLevel min) const;
+  // The newest `limit` lines with level >= min, oldest first.
+  std::vector<LogLine> tail(std::size_t limit, LogLevel min) const;
+  // since() (when `from` is set) or tail() (when not), with the seq to continue from, taken
+  // atomically with the lines.
+  LogPage page(std::optional<std::uint64_t> from, std::size_t limit, LogLevel min) const;
+
+  // The seq the next pushed record will get (1 for an empty ring).
+  std::uint64_t next_seq() const noexcept;
+  std::size_t capacity() const noexcept;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Tees the current default sink (see set_default_log_sink) into a new process-wide ring of
+// `capacity` lines and returns it; log_ring() returns it from then on, and a ControlServer
+// created afterwards serves it as GET /logs. Calling it again replaces the ring (records go to
+// the new one only). Setting another default sink later bypasses the ring. Call at start-up,
+// before logging from several threads.
+std::shared_ptr<LogRing> install_log_ring(std::size_t capacity = 2000);
+// The ring installed by install_log_ring(); null when none was.
+std::shared_ptr<LogRing> log_ring();
 
 }  // namespace platform

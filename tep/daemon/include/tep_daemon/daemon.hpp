@@ -9,6 +9,7 @@
 
 #include <boost/system/result.hpp>
 
+#include "platform/restart.hpp"
 #include "tep_daemon/config.hpp"
 
 namespace boost::asio {
@@ -22,13 +23,25 @@ struct DaemonOptions {
   // Written "READY\n" once the TUN device, its routes, the tunnel socket and the control socket
   // are up (then closed). The server session is not awaited: it is retried in the background.
   std::optional<int> ready_fd;
+  // main's restart loop: /status shows its generations, and POST /reload and SIGHUP ask it for a
+  // reload (when it restarts, the daemon stops as for SIGTERM, its TUN device included, and the
+  // next generation creates it again). Null: generation 0 and no reload (409). Must outlive the
+  // daemon.
+  platform::Restarter<Config>* restarter = nullptr;
 };
+
+// The document's text -> the TEP chosen by `name` (select_tep's rule: empty = the only one) and
+// its element of the "tep" array (what a reload compares), or every error; a missing or
+// ambiguous TEP is an error at "/tep". For main and the restart loop.
+platform::ConfigResult<platform::LoadedConfig<Config>> load_config(std::string_view document,
+                                                                   std::string_view name);
 
 class Daemon {
  public:
   // Creates the TUN device (its MTU, routes for the pool), opens the tunnel socket on
   // config.ipv6, serves the control socket, and starts the server session. SIGINT/SIGTERM stop
-  // it. The error says what failed ("TUN device tep0: Operation not permitted").
+  // it; SIGHUP reloads (see DaemonOptions::restarter). The error says what failed ("TUN device
+  // tep0: Operation not permitted").
   static boost::system::result<std::unique_ptr<Daemon>, std::string> start(
       boost::asio::io_context& io, Config config, DaemonOptions options);
   ~Daemon();
