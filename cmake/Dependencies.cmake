@@ -7,6 +7,8 @@ pkg_check_modules(MNL REQUIRED IMPORTED_TARGET libmnl)
 pkg_check_modules(CRYPTOPP REQUIRED IMPORTED_TARGET libcrypto++)
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 find_package(Threads REQUIRED)
+# The dashboard's HTTPS (web/).
+find_package(OpenSSL REQUIRED)
 # The TEP's tc-BPF fast path (tep/bpf): libbpf, and clang + bpftool to build its BPF object and
 # skeleton (not in the fuzz build, which leaves the Linux layer out).
 if(NOT APPL_FUZZ)
