@@ -193,6 +193,8 @@ declare -A netns=()
 start_lab() { # backend round
   local backend=$1 line got
   local args=(--hold --reference --info "$dir/info.json" --ready-fd 3)
+  # The dashboard would only compete for the two cores.
+  grep -q -- '--no-web' <<<"$("$lab" --help 2>/dev/null || true)" && args+=(--no-web)
   $lab_has_backend && args+=(--backend "$backend")
   lab_log=$dir/lab-$backend-$2.log
   rm -f "$dir/info.json" "$dir/ready"

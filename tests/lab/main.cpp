@@ -1,5 +1,6 @@
 // dstm-lab: the whole DSTM lab in network namespaces (server, two TEPs, two clients, an IPv4
-// host), a traffic generator and a status table, torn down on Ctrl-C. Root only.
+// host), the dashboard on 127.0.0.1, a traffic generator and a status table, torn down on
+// Ctrl-C. Root only.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -33,7 +34,8 @@ constexpr std::string_view kUsage = R"(usage: dstm-lab [options]     (root)
 Builds the DSTM lab in network namespaces: IPv6-only clients cl1 and cl2, the IPv6 router r6,
 the DSTM server srv, the TEPs tep1 and tep2, the IPv4 router r4 and the IPv4 host 203.0.113.10.
 Starts dstm-server, both TEPs and both clients (cl1 anonymous over TCP, cl2 as alice over UDP),
-pings the host from each client every second, serves iperf3 on the host, and prints a status
+pings the host from each client every second, serves iperf3 on the host, runs the dashboard
+(dstm-web) on https://127.0.0.1:8443/ and prints its first admin password, and prints a status
 table every 5 s. Ctrl-C (SIGINT or SIGTERM) stops everything and removes the namespaces.
   --hold          no traffic generator (for scripts)
   --reference     also a plain IPv4 path cl1 192.0.2.34 <-> host 203.0.113.20 over the same veths
@@ -44,6 +46,10 @@ table every 5 s. Ctrl-C (SIGINT or SIGTERM) stops everything and removes the nam
                   "lab ready"
   --ready-fd N    write "READY\n" to file descriptor N once everything is up, then close it
   --check         build the namespaces, check with ping that they carry IPv6 and IPv4, exit
+  --no-web        no dashboard
+  --web-port N    the dashboard's HTTPS port on 127.0.0.1 (default 8443)
+  --web-http-port N  its HTTP port, which only redirects to HTTPS (default 8080; 0: none)
+  --confirm-timeout S  the dashboard's apply-then-confirm window in seconds (5..3600, default 90)
 )";
 
 [[noreturn]] void usage_error(std::string_view message) {
@@ -59,6 +65,10 @@ struct Options {
   std::string backend = "auto";
   std::optional<std::filesystem::path> info;
   std::optional<int> ready_fd;
+  bool web = true;
+  std::uint16_t web_port = 8443;
+  std::uint16_t web_http_port = 8080;
+  std::uint32_t confirm_timeout = 90;
 };
 
 template <typename T>
@@ -96,6 +106,17 @@ Options parse(int argc, char** argv) {
       const int fd = number<int>(arg, value());
       if (fd < 0) usage_error("--ready-fd needs a file descriptor number");
       o.ready_fd = fd;
+    } else if (arg == "--no-web") {
+      o.web = false;
+    } else if (arg == "--web-port") {
+      o.web_port = number<std::uint16_t>(arg, value());
+      if (o.web_port == 0) usage_error("--web-port needs a port in 1..65535");
+    } else if (arg == "--web-http-port") {
+      o.web_http_port = number<std::uint16_t>(arg, value());
+    } else if (arg == "--confirm-timeout") {
+      o.confirm_timeout = number<std::uint32_t>(arg, value());
+      if (o.confirm_timeout < 5 || o.confirm_timeout > 3600)
+        usage_error("--confirm-timeout needs 5..3600 seconds");
     } else if (arg == "--help" || arg == "-h") {
       fmt::print("{}", kUsage);
       std::exit(0);
@@ -229,6 +250,9 @@ void print_status(DstmLab& lab, std::chrono::seconds uptime) {
       out += fmt::format("{:<8} (no answer)\n", name);
     }
   }
+  if (lab.options().web)
+    out += fmt::format("{:<8} {}\n", "web",
+                       lab.web_running() ? lab.web_url() : "EXITED (see its log)");
   fmt::print("{}", out);
   std::fflush(stdout);
 }
@@ -275,6 +299,16 @@ void write_info(DstmLab& lab, const std::filesystem::path& file) {
   add("dstm_client", lab.options().binaries.client);
   add("dstm_ctl", DSTM_CTL_BIN);
   add("tep_ctl", TEP_CTL_BIN);
+  if (lab.options().web) {
+    // For scripts and the browser test: the dashboard and its first admin's password. The info
+    // file is as private as the lab's work dir (root's temporary directory).
+    add("dstm_web", lab.options().binaries.web);
+    add("web_url", lab.web_url());
+    add("web_user", "admin");
+    add("web_password", lab.web_password());
+    add("web_state_dir", lab.web_state_dir().string());
+    add("web_log", (lab.dir() / "web.log").string());
+  }
 
   std::string text = "{\n";
   for (std::size_t i = 0; i < members.size(); ++i)
@@ -334,10 +368,15 @@ struct Traffic {
 
 int run(const Options& o, int wake_read) {
   test::DstmLabOptions lo;
-  lo.binaries = {.server = DSTM_SERVER_BIN, .tep = TEP_BIN, .client = DSTM_CLIENT_BIN};
+  lo.binaries = {
+      .server = DSTM_SERVER_BIN, .tep = TEP_BIN, .client = DSTM_CLIENT_BIN, .web = DSTM_WEB_BIN};
   lo.lease_lifetime = o.lifetime;
   lo.backend = o.backend;
   lo.reference_path = o.reference;
+  lo.web = o.web && !o.check;
+  lo.web_https_port = o.web_port;
+  lo.web_http_port = o.web_http_port;
+  lo.confirm_timeout = o.confirm_timeout;
   DstmLab lab{lo};
   std::optional<int> ready_fd = o.ready_fd;
 
@@ -360,6 +399,7 @@ int run(const Options& o, int wake_read) {
     step([&] { lab.await_tep_alive(2); });
     step([&] { lab.start_client(1); });
     step([&] { lab.start_client(2); });
+    if (lo.web) step([&] { lab.start_web(); });
     if (!o.hold) step([&] { traffic.start(lab); });
   } catch (const std::exception& e) {
     fmt::print(stderr, "dstm-lab: {}\n", e.what());
@@ -372,6 +412,14 @@ int run(const Options& o, int wake_read) {
     fmt::print("dstm-lab: work dir {} (config, logs); namespaces:\n", lab.dir().string());
     for (const auto ns : DstmLab::kNamespaces) fmt::print("  {:<5} {}\n", ns, lab.netns(ns));
     fmt::print("  e.g. ip netns exec {} ping {}\n", lab.netns("cl1"), DstmLab::kHostIpv4);
+    if (lo.web) {
+      // The password is printed once here, as dstm-web itself prints it on its first start.
+      const auto password = lab.web_password();
+      fmt::print("dashboard: {}  user admin  password {}\n", lab.web_url(),
+                 password.empty()
+                     ? "(see " + (lab.web_state_dir() / "initial-admin-password").string() + ")"
+                     : password);
+    }
     if (o.info) fmt::print("lab ready\n");
     std::fflush(stdout);
     signal_ready(ready_fd);

@@ -1,5 +1,5 @@
 // The DSTM namespace lab: topology description, the appliance config document, daemons started
-// inside the namespaces and stopped in order, and their control sockets.
+// inside the namespaces and stopped in order, their control sockets, and the dashboard.
 #include "support/dstm_lab.hpp"
 
 #include <signal.h>
@@ -30,6 +30,9 @@ constexpr auto kClientStart = 30s;
 constexpr auto kServerStop = 10s;
 constexpr auto kTepStop = 10s;
 constexpr auto kClientStop = 15s;  // a client releases its lease on SIGTERM
+// dstm-web hashes the first admin's password (scrypt) and may generate its certificate first.
+constexpr auto kWebStart = 30s;
+constexpr auto kWebStop = 10s;
 constexpr std::size_t kMaxLogInMessage = 64 * 1024;
 
 // DaemonProcess execs argv[0] as a path: look programs up the way a root shell would.
@@ -204,14 +207,16 @@ DstmLab::DstmLab(DstmLabOptions options)
 }
 
 DstmLab::~DstmLab() {
-  // Clients first (they release their leases while the server is there), then the TEPs (they
-  // remove their routes and devices), then the server. The Lab then deletes the namespaces.
+  // The dashboard first (it talks to everyone else), then the clients (they release their leases
+  // while the server is there), then the TEPs (they remove their routes and devices), then the
+  // server. The Lab then deletes the namespaces.
   const auto stop = [](Daemon& d, std::chrono::milliseconds timeout) noexcept {
     try {
       if (d.process) d.process->terminate(timeout);
     } catch (...) {
     }
   };
+  stop(web_, kWebStop);
   for (auto& c : clients_) stop(c, kClientStop);
   for (auto& t : teps_) stop(t, kTepStop);
   stop(server_, kServerStop);
@@ -271,7 +276,16 @@ std::string DstmLab::make_config() const {
       {"client", {{"dns_server", kDnsServer}, {"keepalive_interval", options_.keepalive_interval}}},
       {"store", {{"path", (dir_ / "leases.db").string()}}},
       {"control_socket", server_socket().string()}};
-  const json::object doc{{"dstm_server", std::move(server)}, {"tep", std::move(teps)}};
+  json::object doc{{"dstm_server", std::move(server)}, {"tep", std::move(teps)}};
+  if (options_.web) {
+    // Loopback only: the lab's dashboard has a first-start password and is reachable by anyone
+    // on the machine who can reach 127.0.0.1.
+    doc["web"] = {{"listen", json::array{"127.0.0.1"}},
+                  {"https_port", options_.web_https_port},
+                  {"http_port", options_.web_http_port},
+                  {"state_dir", web_state_dir().string()},
+                  {"confirm_timeout", options_.confirm_timeout}};
+  }
   return json::serialize(doc) + "\n";
 }
 
@@ -282,8 +296,8 @@ void DstmLab::start(Daemon& d, std::string_view ns, std::vector<std::string> arg
   // setsid: a Ctrl-C on the terminal must reach only the owner of the lab, which stops the
   // daemons in order. Neither setsid (not a group leader here) nor `ip netns exec` forks, so the
   // pid, PR_SET_PDEATHSIG and the inherited --ready-fd 3 stay the daemon's.
-  std::vector<std::string> argv{find_program("setsid"), find_program("ip"), "netns", "exec",
-                                netns(ns)};
+  std::vector<std::string> argv{find_program("setsid")};
+  if (!ns.empty()) argv.insert(argv.end(), {find_program("ip"), "netns", "exec", netns(ns)});
   argv.insert(argv.end(), std::make_move_iterator(args.begin()),
               std::make_move_iterator(args.end()));
   const auto log = dir_ / (d.name + ".log");
@@ -380,6 +394,24 @@ ExitStatus DstmLab::terminate_client(int n) {
   return d.process ? d.process->terminate(kClientStop) : ExitStatus{};
 }
 
+void DstmLab::start_web() {
+  if (!options_.web)
+    throw std::logic_error("DstmLab: start_web without options.web (no web section)");
+  start(web_, "", {options_.binaries.web, "--config", config_path().string()}, kWebStart);
+}
+ExitStatus DstmLab::terminate_web() {
+  return web_.process ? web_.process->terminate(kWebStop) : ExitStatus{};
+}
+std::string DstmLab::web_url() const {
+  return fmt::format("https://127.0.0.1:{}/", options_.web_https_port);
+}
+std::string DstmLab::web_password() const {
+  auto text = read_file(web_state_dir() / "initial-admin-password");
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+    text.pop_back();
+  return text;
+}
+
 void DstmLab::start_all() {
   start_server();
   start_tep(1);
@@ -388,6 +420,7 @@ void DstmLab::start_all() {
   await_tep_alive(2);
   start_client(1);
   start_client(2);
+  if (options_.web) start_web();
 }
 
 DaemonProcess& DstmLab::server() {
@@ -404,6 +437,10 @@ DaemonProcess& DstmLab::client(int n) {
   if (!d.process) throw std::logic_error(fmt::format("DstmLab: {} was never started", d.name));
   return *d.process;
 }
+DaemonProcess& DstmLab::web() {
+  if (!web_.process) throw std::logic_error("DstmLab: the dashboard was never started");
+  return *web_.process;
+}
 bool DstmLab::server_running() const noexcept {
   return running(server_);
 }
@@ -412,6 +449,9 @@ bool DstmLab::tep_running(int n) const noexcept {
 }
 bool DstmLab::client_running(int n) const noexcept {
   return (n == 1 || n == 2) && running(clients_[static_cast<std::size_t>(n - 1)]);
+}
+bool DstmLab::web_running() const noexcept {
+  return running(web_);
 }
 
 void DstmLab::await_tep_alive(int n, std::chrono::milliseconds timeout) {
@@ -539,7 +579,7 @@ void DstmLab::check_topology() const {
 
 std::string DstmLab::logs() const {
   std::string out;
-  for (const auto* d : {&server_, &teps_[0], &teps_[1], &clients_[0], &clients_[1]}) {
+  for (const auto* d : {&server_, &teps_[0], &teps_[1], &clients_[0], &clients_[1], &web_}) {
     const auto path = dir_ / (d->name + ".log");
     if (!std::filesystem::exists(path)) continue;
     out += fmt::format("----- {} ({}) -----\n{}\n", d->name, path.string(),

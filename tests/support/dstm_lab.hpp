@@ -1,7 +1,7 @@
 // The DSTM namespace lab: the topology of issue 5 (two IPv6-only clients, an IPv6 core router,
 // the DSTM server, two TEPs, an IPv4 router and an IPv4 host) built with test::Lab, one appliance
-// config document, and the real daemons started and stopped by PID. Include as
-// "support/dstm_lab.hpp". Root only.
+// config document, the real daemons started and stopped by PID, and optionally the dashboard
+// (dstm-web) managing that document. Include as "support/dstm_lab.hpp". Root only.
 #pragma once
 
 #include <array>
@@ -24,9 +24,10 @@ namespace test {
 
 // Paths of the daemon binaries (from the build: $<TARGET_FILE:...>).
 struct DstmLabBinaries {
-  std::string server;  // dstm-server
-  std::string tep;     // tep
-  std::string client;  // dstm-client
+  std::string server;    // dstm-server
+  std::string tep;       // tep
+  std::string client;    // dstm-client
+  std::string web = {};  // dstm-web; needed only with DstmLabOptions::web
 };
 
 struct DstmLabOptions {
@@ -43,6 +44,13 @@ struct DstmLabOptions {
   std::string backend = "auto";
   // Config, store, control sockets and logs go here; empty: a fresh TempDir, removed with the lab.
   std::filesystem::path work_dir;
+  // The dashboard: a `web` section in the document (listen 127.0.0.1, these ports, state_dir
+  // <dir>/web, this confirm window) and start_web()/start_all() run dstm-web in the root
+  // namespace, where it reaches every daemon through its control socket in <dir>.
+  bool web = false;
+  std::uint16_t web_https_port = 8443;
+  std::uint16_t web_http_port = 8080;  // 0: no HTTP listener (it would only redirect)
+  std::uint32_t confirm_timeout = 90;  // s, web.confirm_timeout (5..3600)
 };
 
 // The topology (addresses of the contract; routes cover the documentation ranges, which is all
@@ -67,13 +75,15 @@ struct DstmLabOptions {
 // client's tunnel route). The host reaches 192.0.2.32/30 with source 203.0.113.20, so that
 // unconnected replies (UDP, ping) come from the address the client talks to.
 //
-// Daemons: one appliance document <dir>/appliance.json (sections dstm_server and tep), logs
-// <dir>/{server,tep1,tep2,client1,client2}.log, control sockets <dir>/{server,tep1,tep2,client1,
-// client2}.sock. Each runs as `ip netns exec <netns> BIN ... --ready-fd 3` in its own session
-// (setsid), so a Ctrl-C on the terminal reaches only the process that owns the lab, which then
-// stops them in order. start_* wait for READY (bounded) and throw std::runtime_error with the
-// daemon's log when it does not come. Not thread-safe; use it from the thread that created it
-// (the daemons die with that thread, PR_SET_PDEATHSIG).
+// Daemons: one appliance document <dir>/appliance.json (sections dstm_server and tep, and web
+// with options.web), logs <dir>/{server,tep1,tep2,client1,client2,web}.log, control sockets
+// <dir>/{server,tep1,tep2,client1,client2}.sock; the dashboard's state (users, TLS, config
+// history) in <dir>/web. Each runs as `ip netns exec <netns> BIN ... --ready-fd 3` (dstm-web: BIN
+// alone, in the root namespace) in its own session (setsid), so a Ctrl-C on the terminal reaches
+// only the process that owns the lab, which then stops them in order. start_* wait for READY
+// (bounded) and throw std::runtime_error with the daemon's log when it does not come. Not
+// thread-safe; use it from the thread that created it (the daemons die with that thread,
+// PR_SET_PDEATHSIG).
 class DstmLab {
  public:
   static constexpr std::string_view kClient1Ipv6 = "2001:db8:c1::2";
@@ -149,18 +159,32 @@ class DstmLab {
   void start_client(int n, std::vector<std::string> extra_args = {});
   void kill_client(int n);             // SIGKILL: no release
   ExitStatus terminate_client(int n);  // SIGTERM (the client releases), SIGKILL after 15 s
+  // The dashboard (options.web; std::logic_error otherwise): dstm-web --config <document> in the
+  // root namespace. READY: HTTPS listens on 127.0.0.1 and the first admin exists.
+  void start_web();
+  ExitStatus terminate_web();  // SIGTERM, SIGKILL after 10 s
+  // "https://127.0.0.1:<web_https_port>/".
+  std::string web_url() const;
+  // The first admin's password, from <dir>/web/initial-admin-password (written by dstm-web at its
+  // first start, deleted when the password is changed); empty when there is none.
+  std::string web_password() const;
+  std::filesystem::path web_state_dir() const { return dir_ / "web"; }
+
   // Server, both TEPs, await_tep_alive for both, then both clients (client 1 is then assigned
-  // tep-1 and client 2 tep-2: fewest leases, ties to the first listed).
+  // tep-1 and client 2 tep-2: fewest leases, ties to the first listed), then with options.web
+  // the dashboard.
   void start_all();
 
   DaemonProcess& server();
   DaemonProcess& tep(int n);
   DaemonProcess& client(int n);
+  DaemonProcess& web();
   // True while the daemon was started and has not been stopped through this class or exited on
   // its own (checked without reaping it).
   bool server_running() const noexcept;
   bool tep_running(int n) const noexcept;
   bool client_running(int n) const noexcept;
+  bool web_running() const noexcept;
 
   // Waits until the TEP says it is connected to the server (GET /status server.connected) and the
   // server says the TEP is alive (GET /teps); throws with the logs on timeout.
@@ -191,6 +215,7 @@ class DstmLab {
   };
   static std::string make_description(bool reference_path);
   std::string make_config() const;
+  // ns empty: the root namespace.
   void start(Daemon& d, std::string_view ns, std::vector<std::string> args,
              std::chrono::milliseconds timeout);
   static bool running(const Daemon& d) noexcept;
@@ -207,6 +232,7 @@ class DstmLab {
   Daemon server_{"server", nullptr};
   std::array<Daemon, 2> teps_{Daemon{"tep1", nullptr}, Daemon{"tep2", nullptr}};
   std::array<Daemon, 2> clients_{Daemon{"client1", nullptr}, Daemon{"client2", nullptr}};
+  Daemon web_{"web", nullptr};
 };
 
 }  // namespace test
