@@ -65,9 +65,43 @@ Result<Ipv4Address> Ipv4Address::parse(std::string_view text) noexcept {
   return Ipv4Address{value};
 }
 
+namespace {
+
+// Decimal 0..255 at p; returns the end.
+char* put_decimal(char* p, unsigned v) noexcept {
+  if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+  if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+  *p++ = static_cast<char>('0' + v % 10);
+  return p;
+}
+
+// Lower-case hex without leading zeros, 0..0xffff at p; returns the end.
+char* put_hex(char* p, unsigned v) noexcept {
+  constexpr char kDigits[] = "0123456789abcdef";
+  int shift = 12;
+  while (shift > 0 && (v >> shift) == 0) shift -= 4;
+  for (; shift >= 0; shift -= 4) *p++ = kDigits[(v >> shift) & 0xf];
+  return p;
+}
+
+char* put_dotted_quad(char* p, std::uint32_t v) noexcept {
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    p = put_decimal(p, (v >> shift) & 0xff);
+    if (shift) *p++ = '.';
+  }
+  return p;
+}
+
+}  // namespace
+
+std::string_view Ipv4Address::to_chars(Text& out) const noexcept {
+  char* end = put_dotted_quad(out.data(), value_);
+  return {out.data(), static_cast<std::size_t>(end - out.data())};
+}
+
 std::string Ipv4Address::to_string() const {
-  const auto b = bytes();
-  return fmt::format("{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
+  Text text;
+  return std::string{to_chars(text)};
 }
 
 Result<Ipv6Address> Ipv6Address::parse(std::string_view text) noexcept {
@@ -138,13 +172,18 @@ Result<Ipv6Address> Ipv6Address::parse(std::string_view text) noexcept {
   return Ipv6Address{out};
 }
 
-std::string Ipv6Address::to_string() const {
+std::string_view Ipv6Address::to_chars(Text& out) const noexcept {
   std::array<unsigned, 8> g{};
   for (std::size_t i = 0; i < 8; ++i) g[i] = (unsigned{bytes_[2 * i]} << 8) | bytes_[2 * i + 1];
+  char* const begin = out.data();
+  char* p = begin;
+  const auto view = [&] { return std::string_view{begin, static_cast<std::size_t>(p - begin)}; };
 
   // RFC 5952 section 5: IPv4-mapped addresses keep the dotted quad.
   if (is_v4_mapped()) {
-    return "::ffff:" + Ipv4Address{{bytes_[12], bytes_[13], bytes_[14], bytes_[15]}}.to_string();
+    for (char c : std::string_view{"::ffff:"}) *p++ = c;
+    p = put_dotted_quad(p, (g[6] << 16) | g[7]);
+    return view();
   }
   // Section 4.2: compress the longest run of two or more zero groups, the first on a tie.
   int best_at = -1, best_len = 0;
@@ -161,18 +200,22 @@ std::string Ipv6Address::to_string() const {
     }
     i = j;
   }
-  std::string out;
-  out.reserve(39);
   for (int i = 0; i < 8; ++i) {
     if (i == best_at) {
-      out += "::";
+      *p++ = ':';
+      *p++ = ':';
       i += best_len - 1;
       continue;
     }
-    if (!out.empty() && out.back() != ':') out += ':';
-    fmt::format_to(std::back_inserter(out), "{:x}", g[static_cast<std::size_t>(i)]);
+    if (p != begin && p[-1] != ':') *p++ = ':';
+    p = put_hex(p, g[static_cast<std::size_t>(i)]);
   }
-  return out;
+  return view();
+}
+
+std::string Ipv6Address::to_string() const {
+  Text text;
+  return std::string{to_chars(text)};
 }
 
 Result<Ipv4Prefix> Ipv4Prefix::make(Ipv4Address network, unsigned length) noexcept {

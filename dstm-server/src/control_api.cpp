@@ -66,8 +66,13 @@ struct LeaseFilter {
     if (tep && l.tep != *tep) return false;
     if (state && l.state != *state) return false;
     if (text) {
+      // Text forms on the stack: a search visits every lease, and allocating two strings per
+      // lease doubled its cost.
       const auto has = [&](std::string_view s) { return s.find(*text) != std::string_view::npos; };
-      if (!has(l.ipv4.to_string()) && !has(l.client.to_string()) && !has(l.identity) && !has(l.tep))
+      core::Ipv4Address::Text v4;
+      core::Ipv6Address::Text v6;
+      if (!has(l.ipv4.to_chars(v4)) && !has(l.identity) && !has(l.tep) &&
+          !has(l.client.to_chars(v6)))
         return false;
     }
     return true;

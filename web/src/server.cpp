@@ -321,6 +321,10 @@ asio::awaitable<void> Server::Impl::accept_loop(std::shared_ptr<Impl> self, List
     boost::system::error_code rec;
     const auto remote = socket.remote_endpoint(rec);
     if (rec) continue;  // already gone; the socket closes here
+    // A response leaves as TLS records; with Nagle, a short last segment waits for the ACK of
+    // the previous one, which the client delays by 40 ms (measured: a 100-lease page took 48 ms
+    // instead of 8).
+    socket.set_option(asio::ip::tcp::no_delay{true}, rec);
     const auto& limits = self->options.limits;
     const std::size_t from_source =
         self->per_source.contains(remote.address()) ? self->per_source[remote.address()] : 0;

@@ -32,6 +32,10 @@ class Ipv4Address {
             static_cast<std::uint8_t>(value_ >> 8), static_cast<std::uint8_t>(value_)};
   }
   std::string to_string() const;
+  // The same text without allocating (hot loops: searching a lease table by text).
+  static constexpr std::size_t kMaxTextLength = 15;
+  using Text = std::array<char, kMaxTextLength>;
+  std::string_view to_chars(Text& out) const noexcept;
 
   constexpr bool is_unspecified() const noexcept { return value_ == 0; }
   constexpr bool is_multicast() const noexcept { return (value_ >> 28) == 0xe; }
@@ -58,6 +62,10 @@ class Ipv6Address {
   constexpr const Octets& bytes() const noexcept { return bytes_; }
   // RFC 5952 canonical text: lowercase, no leading zeros, longest zero run compressed.
   std::string to_string() const;
+  // The same text without allocating.
+  static constexpr std::size_t kMaxTextLength = 45;  // "ffff:...:ffff" is 39; mapped ones 22
+  using Text = std::array<char, kMaxTextLength>;
+  std::string_view to_chars(Text& out) const noexcept;
 
   constexpr bool is_unspecified() const noexcept { return *this == Ipv6Address{}; }
   constexpr bool is_multicast() const noexcept { return bytes_[0] == 0xff; }

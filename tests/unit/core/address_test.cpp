@@ -76,6 +76,10 @@ TEST_CASE("ipv6: RFC 5952 canonical text", "[core][address]") {
       {"fe80::abcd", "fe80::abcd"},
       {"1::", "1::"},
       {"1:2:3:4:5:6::8", "1:2:3:4:5:6:0:8"},
+      // The longest texts, which fill to_chars' buffer furthest.
+      {"FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"},
+      {"::ffff:255.255.255.255", "::ffff:255.255.255.255"},
+      {"2001:db8:1000:100:10:1:a0:f00", "2001:db8:1000:100:10:1:a0:f00"},
   };
   for (const auto& [in, canonical] : table) {
     INFO(in);
