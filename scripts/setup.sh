@@ -16,8 +16,7 @@ packages=(
   # data-path benchmarks: trafgen (small packets), ethtool, and Debian's anytun as the reference
   netsniff-ng ethtool anytun
   # the dashboard: Chart.js (embedded in dstm-web at build time), its browser test (Chromium
-  # driven by playwright-core from npm; Node.js >= 20 and npm come with the machine, not from
-  # Debian, whose nodejs 18 is too old for playwright-core) and its load check (wrk)
+  # driven by playwright-core from npm, which needs Node.js >= 20: below) and its load check (wrk)
   libjs-chart.js chromium wrk
 )
 
@@ -35,8 +34,14 @@ echo "setup: ${#packages[@]} packages present"
 # The browser test's one npm package (playwright-core, pinned in package-lock.json). npm ci wipes
 # and reinstalls node_modules, so it runs only when the installed version is not the locked one.
 browser_dir=$(cd "$(dirname "$0")/../tests/browser" && pwd)
-command -v node >/dev/null && command -v npm >/dev/null ||
-  { echo "setup: node and npm (Node.js >= 20) are needed for tests/browser" >&2; exit 1; }
+# Node.js comes from apt as well: these machines' apt sources carry Node.js 20 with npm inside.
+# Where they only carry Debian's nodejs 18, its npm is a package of its own, and the version
+# check below says what is missing.
+command -v node >/dev/null || $SUDO apt-get install -y -qq --no-install-recommends nodejs >/dev/null
+command -v npm >/dev/null || $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+((node_major >= 20)) ||
+  { echo "setup: tests/browser needs Node.js >= 20 (playwright-core); this is $(node --version)" >&2; exit 1; }
 locked=$(node -p 'require(process.argv[1]).packages["node_modules/playwright-core"].version' \
   "$browser_dir/package-lock.json")
 installed=$(node -p 'try { require(process.argv[1]).version } catch { "" }' \
