@@ -208,6 +208,11 @@ TEST_CASE("restart: a SIGHUP during a restart reaches the next generation", "[pl
             reloaded_by_signal = true;
             watch->cancel();
             safety->cancel();
+            // Both belong to this generation's io_context, which run() destroys when it returns.
+            asio::post(io, [&] {
+              safety.reset();
+              watch.reset();
+            });
           });
       // Guards against a hang in a broken build only.
       safety.emplace(io, std::chrono::seconds{20});
@@ -215,6 +220,7 @@ TEST_CASE("restart: a SIGHUP during a restart reaches the next generation", "[pl
         if (ec) return;
         timed_out = true;
         watch->cancel();
+        asio::post(io, [&] { watch.reset(); });
       });
     }
     return StartResult{std::unique_ptr<FakeDaemon>{}};

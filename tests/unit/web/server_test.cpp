@@ -590,6 +590,13 @@ class TestStream : public web::EventStream {
   bool cancelled_ = false;
 };
 
+// Drops the test's reference to the stream when the test body ends, however it ends: the
+// stream's timers belong to the io_context, which with_server destroys when it returns.
+struct ReleaseAtEnd {
+  std::shared_ptr<TestStream>& stream;
+  ~ReleaseAtEnd() { stream.reset(); }
+};
+
 web::HttpHandler stream_handler(std::shared_ptr<TestStream>& stream) {
   return [&stream](web::HttpRequest) -> asio::awaitable<web::HttpResponse> {
     stream = std::make_shared<TestStream>(co_await asio::this_coro::executor);
@@ -605,6 +612,7 @@ TEST_CASE("server: event stream chunks arrive as they come, and stop() cancels t
   std::shared_ptr<TestStream> stream;
   with_server(
       f.options(), stream_handler(stream), [&](web::Server& server) -> asio::awaitable<void> {
+        const ReleaseAtEnd release{stream};
         auto s = co_await connect_tls(f.client, server.https_endpoints()[0]);
         http::request<http::empty_body> req{http::verb::get, "/api/events", 11};
         req.set(http::field::host, "127.0.0.1");
@@ -649,6 +657,7 @@ TEST_CASE("server: an event stream whose peer went away is cancelled", "[web]") 
   std::shared_ptr<TestStream> stream;
   with_server(
       f.options(), stream_handler(stream), [&](web::Server& server) -> asio::awaitable<void> {
+        const ReleaseAtEnd release{stream};
         auto s = co_await connect_tls(f.client, server.https_endpoints()[0]);
         co_await write_raw(*s, "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         const bool started = co_await eventually([&] { return stream != nullptr; });
