@@ -8,7 +8,6 @@
 #include <chrono>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include <fmt/format.h>
 #include <boost/json.hpp>
@@ -16,6 +15,7 @@
 
 #include "dstm_server/sqlite_lease_store.hpp"
 #include "platform/control.hpp"
+#include "support/daemon_control.hpp"
 #include "support/daemon_process.hpp"
 
 namespace json = boost::json;
@@ -77,13 +77,9 @@ class Server {
   std::string log() const { return process_->log(); }
   test::ExitStatus terminate() { return process_->terminate(10s); }
 
-  // A transport error (the daemon between two generations) as nullopt.
   std::optional<platform::Response> try_control(Method method, const std::string& target,
                                                 const json::value& body = nullptr) const {
-    const platform::ControlClient client{socket()};
-    auto r = client.request(method, target, body);
-    if (!r) return std::nullopt;
-    return *r;
+    return test::try_control(socket(), method, target, body);
   }
   platform::Response control(Method method, const std::string& target,
                              const json::value& body = nullptr) const {
@@ -94,20 +90,11 @@ class Server {
   }
   json::object status() const { return control(Method::Get, "/status").body.as_object(); }
 
-  // Polls /status until the daemon answers as generation `g` (the restart closes and reopens the
-  // control socket, so it may be missing for a moment).
   json::object await_generation(std::uint64_t g) const {
-    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (auto r = try_control(Method::Get, "/status"); r && r->status == 200) {
-        const auto& o = r->body.as_object();
-        if (o.at("generation").to_number<std::uint64_t>() == g) return o;
-      }
-      std::this_thread::sleep_for(5ms);
-    }
+    auto status = test::await_generation(socket(), g, kDeadline);
     INFO(log());
-    FAIL("no generation " << g << " before the deadline");
-    return {};
+    if (!status) FAIL("no generation " << g << " before the deadline");
+    return *status;
   }
 
  private:

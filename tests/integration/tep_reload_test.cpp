@@ -10,13 +10,13 @@
 #include <chrono>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include <fmt/format.h>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include "platform/control.hpp"
+#include "support/daemon_control.hpp"
 #include "support/daemon_process.hpp"
 #include "support/lab.hpp"
 
@@ -86,10 +86,7 @@ class TepUnderTest {
 
   std::optional<platform::Response> try_control(Method method, const std::string& target,
                                                 const json::value& body = nullptr) const {
-    const platform::ControlClient client{socket()};
-    auto r = client.request(method, target, body);
-    if (!r) return std::nullopt;
-    return *r;
+    return test::try_control(socket(), method, target, body);
   }
   platform::Response control(Method method, const std::string& target,
                              const json::value& body = nullptr) const {
@@ -101,17 +98,10 @@ class TepUnderTest {
   json::object status() const { return control(Method::Get, "/status").body.as_object(); }
 
   json::object await_generation(std::uint64_t g) const {
-    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (auto r = try_control(Method::Get, "/status"); r && r->status == 200) {
-        const auto& o = r->body.as_object();
-        if (o.at("generation").to_number<std::uint64_t>() == g) return o;
-      }
-      std::this_thread::sleep_for(5ms);
-    }
+    auto status = test::await_generation(socket(), g, kDeadline);
     INFO(log());
-    FAIL("no generation " << g << " before the deadline");
-    return {};
+    if (!status) FAIL("no generation " << g << " before the deadline");
+    return *status;
   }
 
   // The TUN device as the kernel shows it in the namespace: `ip -j link show dev tep0`.
