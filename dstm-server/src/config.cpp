@@ -636,7 +636,7 @@ Config read_config(ObjectReader& s) {
 platform::ConfigResult<Config> parse_config_document(std::string_view json) {
   return platform::parse_config(json, [](ObjectReader& root) {
     // The other daemons' sections: each daemon reads its own and ignores these.
-    for (const char* other : {"tep", "client", "web", "anytun", "system"}) root.ignore(other);
+    for (const char* other : {"tep", "client", "web", "anytun", "anycast", "system"}) root.ignore(other);
     return root.object("dstm_server", [](ObjectReader& section) { return read_config(section); });
   });
 }

@@ -24,8 +24,8 @@ using platform::Method;
 namespace {
 
 // Top-level sections of the appliance document (docs/config.md).
-constexpr std::array<std::string_view, 6> kSections = {"dstm_server", "tep",    "client",
-                                                       "web",         "anytun", "system"};
+constexpr std::array<std::string_view, 7> kSections = {"dstm_server", "tep",     "client", "web",
+                                                       "anytun",      "anycast", "system"};
 
 // While an apply, a rollback or a revert runs, another is refused.
 struct BusyGuard {
@@ -88,7 +88,7 @@ asio::awaitable<CheckOutcome> check_document(AppState& s, const json::value& edi
     if (std::find(kSections.begin(), kSections.end(), std::string_view{key}) == kSections.end())
       out.errors.push_back(problem(platform::json_pointer_child("", key),
                                    "unknown section (expected one of dstm_server, tep, client, "
-                                   "web, anytun, system)",
+                                   "web, anytun, anycast, system)",
                                    "document"));
   auto restored = unredact(edited, s.document);
   if (!restored) {

@@ -116,7 +116,7 @@ struct Config {
 Config read_config(platform::ObjectReader& section);
 
 // The whole appliance document: reads "dstm_server" and marks the other daemons' sections
-// ("tep", "client", "web", "anytun", "system") as known; any other top-level key is an error.
+// ("tep", "client", "web", "anytun", "anycast", "system") as known; any other top-level key is an error.
 platform::ConfigResult<Config> parse_config_document(std::string_view json);
 
 // The embedded default document (dstm-server/default-config.json, compiled in).

@@ -152,7 +152,7 @@ Config read_tep(ObjectReader& r) {
 
 platform::ConfigResult<std::vector<Config>> parse_config_document(std::string_view json) {
   return platform::parse_config(json, [](ObjectReader& root) {
-    for (const char* other : {"dstm_server", "client", "web", "anytun", "system"})
+    for (const char* other : {"dstm_server", "client", "web", "anytun", "anycast", "system"})
       root.ignore(other);
     auto teps = root.objects("tep", read_tep);
     if (root.has("tep") && root.raw("tep")->is_array() && teps.empty())
