@@ -36,6 +36,7 @@
 #include "platform/netlink.hpp"
 #include "platform/signals.hpp"
 #include "platform/tun.hpp"
+#include "resolver.hpp"
 #include "tsp/message.hpp"
 #include "tsp_net/client.hpp"
 
@@ -47,7 +48,9 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
-constexpr Duration kCreateTimeout = 20s;   // one create attempt: connect to accepted offer
+constexpr Duration kCreateTimeout = 20s;  // one create attempt: connect to accepted offer
+// How long a create waits for anycast-resolver to resolve the server (a few probe round trips).
+constexpr std::chrono::milliseconds kResolveWait{1000};
 constexpr Duration kReplyDeadline = 10s;   // each TSP reply within an attempt
 constexpr Duration kReleaseDeadline = 3s;  // delete on SIGINT/SIGTERM, all tries together
 constexpr std::uint8_t kHostPrefix = 32;
@@ -98,7 +101,8 @@ struct Client::Impl {
   std::uint16_t echo_id = 0;
 
   State state = State::Connecting;
-  std::optional<LeaseInfo> lease;  // the newest lease granted
+  std::optional<LeaseInfo> lease;           // the newest lease granted
+  std::optional<core::Ipv6Address> pinned;  // the anycast server's member (--anycast-resolver)
   LeaseSchedule schedule;
   TimePoint next_renewal{};
   bool lease_live = false;  // granted and not ended: the interface carries it
@@ -187,7 +191,7 @@ struct Client::Impl {
   // Where to connect, from --source or, when given, `bind` (IPv6 servers only: same family).
   tsp_net::Target target(std::optional<core::Ipv6Address> bind = std::nullopt) const {
     tsp_net::Target t;
-    t.address = options.server;
+    t.address = pinned ? pinned->to_string() : options.server;
     t.port = options.port;
     t.transport = options.transport;
     if (!bind) bind = options.source;
@@ -218,13 +222,36 @@ struct Client::Impl {
     return c;
   }
 
+  // With --anycast-resolver: the member of the anycast server to pin the sessions to, or none
+  // (the server address as given) when the resolver has no answer. Once pinned, every session
+  // (renewals too) goes to that member, which holds our lease, until one fails there.
+  asio::awaitable<void> pin_server() {
+    const auto server = core::Ipv6Address::parse(options.server);
+    if (!options.anycast_resolver || !server || pinned) co_return;
+    auto answer =
+        co_await ask_resolver(io.get_executor(), *options.anycast_resolver, *server, kResolveWait);
+    if (answer.unicast && answer.unicast != pinned)
+      log.info("server {} is served by the member at {}", options.server,
+               answer.unicast->to_string());
+    else if (!answer.unicast)
+      log.info("server {}: {}; connecting to it as it is", options.server, answer.note);
+    pinned = answer.unicast;
+  }
+
   // One create, bounded by kCreateTimeout, cut short by a stop.
   asio::awaitable<tsp_net::Result<tsp_net::TunnelSession>> attempt() {
     using namespace asio::experimental::awaitable_operators;
     if (stopping) co_return tsp_net::Error{asio::error::operation_aborted};
+    co_await pin_server();
     asio::steady_timer timeout{io, kCreateTimeout};
     auto r = co_await (tsp_net::TunnelSession::open(target(), session_config(true)) ||
                        timeout.async_wait(kNoThrow) || stop_signal.async_wait(kNoThrow));
+    if (r.index() == 0 && !std::get<0>(r) && pinned) {
+      // The member did not take the session: let the resolver pick again for the next attempt.
+      co_await report_failed(io.get_executor(), *options.anycast_resolver,
+                             *core::Ipv6Address::parse(options.server), *pinned);
+      pinned.reset();
+    }
     if (r.index() == 0) co_return std::move(std::get<0>(r));
     if (r.index() == 1) co_return tsp_net::Error{tsp_net::Errc::Deadline};
     co_return tsp_net::Error{asio::error::operation_aborted};

@@ -30,6 +30,9 @@ constexpr std::string_view kUsage = R"(usage: dstm-client --server ADDRESS [opti
   --no-renew            do not renew: when the lease ends, exit 0 without releasing
   --keepalive-misses N  consecutive unanswered keepalives that mean the TEP is lost (default 3)
   --control-socket PATH serve GET /status and GET /metrics on this Unix socket
+  --anycast-resolver SOCKET
+                        the server is an anycast address: ask anycast-resolver on SOCKET for
+                        the member to use and pin the TSP sessions to its unicast address
   --ready-fd N          write "READY\n" to file descriptor N once the tunnel is up, then close it
   --log-level L         debug, info (default), warn or error
   --help                print this text and exit
@@ -138,9 +141,10 @@ class Parser {
       return;
     }
     static constexpr std::string_view kValued[] = {
-        "--server",           "--port",           "--transport", "--source",     "--user",
-        "--password-file",    "--interface",      "--lifetime",  "--tunnel-mtu", "--route",
-        "--keepalive-misses", "--control-socket", "--ready-fd",  "--log-level",  "--backend"};
+        "--server",     "--port",          "--transport",        "--source",
+        "--user",       "--password-file", "--interface",        "--lifetime",
+        "--tunnel-mtu", "--route",         "--keepalive-misses", "--control-socket",
+        "--ready-fd",   "--log-level",     "--backend",          "--anycast-resolver"};
     bool known = false;
     for (const auto k : kValued) known = known || k == arg;
     if (!known) {
@@ -218,6 +222,11 @@ class Parser {
         error(arg, fmt::format("expected a path of 1..{} bytes", kMaxSunPath));
       else
         o.control_socket = std::string{text};
+    } else if (arg == "--anycast-resolver") {
+      if (text.empty() || text.size() > kMaxSunPath)
+        error(arg, fmt::format("expected a path of 1..{} bytes", kMaxSunPath));
+      else
+        o.anycast_resolver = std::string{text};
     } else if (arg == "--ready-fd") {
       if (auto n = number<int>(arg, text, 0, std::numeric_limits<int>::max())) o.ready_fd = *n;
     } else if (arg == "--log-level") {
@@ -240,6 +249,8 @@ class Parser {
       // authenticated user naming its IPv6 (docs/tsp.md, source-address policy).
       if (!o.user) error("--server", "an IPv4 server needs --user (it refuses anonymous creates)");
       if (!o.source) error("--server", "an IPv4 server needs --source (the IPv6 to name)");
+      if (o.anycast_resolver)
+        error("--anycast-resolver", "needs an IPv6 server (anycast resolving is IPv6 only)");
     }
   }
 

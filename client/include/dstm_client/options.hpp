@@ -48,6 +48,9 @@ struct Options {
   bool no_renew = false;
   unsigned keepalive_misses = 3;
   std::optional<std::string> control_socket;
+  // anycast-resolver's query socket: `server` is an anycast address whose member is resolved
+  // before every TSP session, which then goes to that member's unicast address (docs/anycast.md).
+  std::optional<std::string> anycast_resolver;
   std::optional<int> ready_fd;
   platform::LogLevel log_level = platform::LogLevel::Info;
 

@@ -88,6 +88,8 @@ TEST_CASE("options: every flag is read", "[client]") {
                           "5",
                           "--control-socket",
                           "/run/c.sock",
+                          "--anycast-resolver",
+                          "/run/anycast-resolver/query.sock",
                           "--ready-fd",
                           "3",
                           "--log-level",
@@ -108,6 +110,7 @@ TEST_CASE("options: every flag is read", "[client]") {
   CHECK(o.no_renew);
   CHECK(o.keepalive_misses == 5);
   CHECK(o.control_socket == "/run/c.sock");
+  CHECK(o.anycast_resolver == "/run/anycast-resolver/query.sock");
   CHECK(o.ready_fd == 3);
   CHECK(o.log_level == platform::LogLevel::Debug);
 }
@@ -167,6 +170,11 @@ TEST_CASE("options: bad values are errors naming the flag, never defaults", "[cl
       {{"--server", "::1", "--ready-fd", "-3"}, "--ready-fd:"},
       {{"--server", "::1", "--log-level", "verbose"}, "--log-level: expected debug, info"},
       {{"--server", "::1", "--control-socket", long_path}, "--control-socket:"},
+      {{"--server", "::1", "--anycast-resolver", long_path}, "--anycast-resolver:"},
+      {{"--server", "::1", "--anycast-resolver", ""}, "--anycast-resolver:"},
+      {{"--server", "192.0.2.1", "--user", "u", "--password-file", "/p", "--source", "2001:db8::2",
+        "--anycast-resolver", "/q.sock"},
+       "--anycast-resolver: needs an IPv6 server"},
       {{"--server", "::1", "--colour"}, "--colour: unknown option"},
       {{"--server", "::1", "stray"}, "stray: unexpected argument"},
       {{"--server", "::1", "--port"}, "--port: needs a value"},
