@@ -25,6 +25,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "anycast_net/query_client.hpp"
 #include "dstm_client/keepalive.hpp"
 #include "dstm_client/report.hpp"
 #include "dstm_client/schedule.hpp"
@@ -36,7 +37,6 @@
 #include "platform/netlink.hpp"
 #include "platform/signals.hpp"
 #include "platform/tun.hpp"
-#include "resolver.hpp"
 #include "tsp/message.hpp"
 #include "tsp_net/client.hpp"
 
@@ -228,8 +228,8 @@ struct Client::Impl {
   asio::awaitable<void> pin_server() {
     const auto server = core::Ipv6Address::parse(options.server);
     if (!options.anycast_resolver || !server || pinned) co_return;
-    auto answer =
-        co_await ask_resolver(io.get_executor(), *options.anycast_resolver, *server, kResolveWait);
+    auto answer = co_await anycast::net::ask_resolver(io.get_executor(), *options.anycast_resolver,
+                                                      *server, kResolveWait);
     if (answer.unicast && answer.unicast != pinned)
       log.info("server {} is served by the member at {}", options.server,
                answer.unicast->to_string());
@@ -248,8 +248,8 @@ struct Client::Impl {
                        timeout.async_wait(kNoThrow) || stop_signal.async_wait(kNoThrow));
     if (r.index() == 0 && !std::get<0>(r) && pinned) {
       // The member did not take the session: let the resolver pick again for the next attempt.
-      co_await report_failed(io.get_executor(), *options.anycast_resolver,
-                             *core::Ipv6Address::parse(options.server), *pinned);
+      co_await anycast::net::report_failed(io.get_executor(), *options.anycast_resolver,
+                                           *core::Ipv6Address::parse(options.server), *pinned);
       pinned.reset();
     }
     if (r.index() == 0) co_return std::move(std::get<0>(r));

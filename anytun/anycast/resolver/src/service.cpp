@@ -33,9 +33,9 @@
 #include "anycast/correspondent.hpp"
 #include "anycast/query.hpp"
 #include "anycast/wire.hpp"
+#include "anycast_net/seq_packet.hpp"
 #include "anycast_net/udp.hpp"
 #include "anycast_resolver/cache.hpp"
-#include "anycast_resolver/seq_packet.hpp"
 #include "core/bytes.hpp"
 #include "core/icmp.hpp"
 #include "core/overloaded.hpp"
@@ -50,7 +50,7 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 using anycast::Errc;
-using SeqPacket = SeqPacketProtocol;
+using SeqPacket = anycast::net::SeqPacketProtocol;
 
 namespace {
 

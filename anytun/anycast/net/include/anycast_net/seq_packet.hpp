@@ -1,6 +1,7 @@
 // SOCK_SEQPACKET Unix domain sockets for Asio, the transport of the query protocol
-// (anycast/query.hpp). Boost 1.81 has local::stream_protocol and local::datagram_protocol but no
-// local::seq_packet_protocol; this is the same Protocol with SOCK_SEQPACKET.
+// (anycast/query.hpp), for the resolver that serves it and the clients that ask. Boost 1.81 has
+// local::stream_protocol and local::datagram_protocol but no local::seq_packet_protocol; this is
+// the same Protocol with SOCK_SEQPACKET.
 #pragma once
 
 #include <sys/socket.h>
@@ -9,7 +10,7 @@
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/local/basic_endpoint.hpp>
 
-namespace anycast_resolver {
+namespace anycast::net {
 
 class SeqPacketProtocol {
  public:
@@ -22,4 +23,4 @@ class SeqPacketProtocol {
   using acceptor = boost::asio::basic_socket_acceptor<SeqPacketProtocol>;
 };
 
-}  // namespace anycast_resolver
+}  // namespace anycast::net

@@ -1,5 +1,5 @@
-// dstm-client's side of the anycast-resolver query protocol (anycast/query.hpp), over Asio.
-#include "resolver.hpp"
+// The asking side of the anycast-resolver query protocol (anycast/query.hpp), over Asio.
+#include "anycast_net/query_client.hpp"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,18 +11,16 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/generic/seq_packet_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "anycast/query.hpp"
+#include "anycast_net/seq_packet.hpp"
 
-namespace dstm_client {
+namespace anycast::net {
 
 namespace asio = boost::asio;
-// Boost 1.81 has no local::seq_packet_protocol; the generic one takes an AF_UNIX sockaddr.
-using Protocol = asio::generic::seq_packet_protocol;
-using Socket = Protocol::socket;
+using Socket = SeqPacketProtocol::socket;
 
 namespace {
 
@@ -32,12 +30,9 @@ constexpr std::chrono::milliseconds kMargin{200};
 
 asio::awaitable<boost::system::error_code> connect_and_send(
     Socket& socket, const std::string& path, const anycast::query::Request& request) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof address.sun_path)
+  if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path))
     co_return make_error_code(boost::system::errc::filename_too_long);
-  std::copy(path.begin(), path.end(), address.sun_path);
-  auto [ec] = co_await socket.async_connect(Protocol::endpoint{&address, sizeof address}, kNoThrow);
+  auto [ec] = co_await socket.async_connect(SeqPacketProtocol::endpoint{path}, kNoThrow);
   if (ec) co_return ec;
   const auto bytes = anycast::query::encode(request);
   auto [ec2, n] = co_await socket.async_send(asio::buffer(bytes), 0, kNoThrow);
@@ -98,4 +93,4 @@ asio::awaitable<void> report_failed(asio::any_io_executor executor, std::string 
   co_await (connect_and_send(socket, socket_path, request) || deadline.async_wait(kNoThrow));
 }
 
-}  // namespace dstm_client
+}  // namespace anycast::net

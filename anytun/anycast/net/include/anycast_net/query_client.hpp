@@ -1,6 +1,6 @@
-// dstm-client's question to anycast-resolver (docs/anycast.md): which member's unicast address
-// to use for an anycast server, so the TSP session is pinned to one member and survives a
-// change of the anycast route.
+// Asking anycast-resolver over Asio (anycast/query.hpp): which member's unicast address to use for
+// an anycast address, so that a session is pinned to one member and survives a change of the
+// anycast route (docs/anycast.md). dstm-client asks it for its server.
 #pragma once
 
 #include <chrono>
@@ -12,7 +12,7 @@
 
 #include "core/address.hpp"
 
-namespace dstm_client {
+namespace anycast::net {
 
 struct ResolverAnswer {
   // The member's unicast address; unset when the resolver says to use the server as it is
@@ -21,7 +21,8 @@ struct ResolverAnswer {
   std::string note;  // why not, for the log ("not an anycast destination", "timed out", ...)
 };
 
-// Asks the resolver on its query socket, waiting at most `wait` for a resolution in progress.
+// Asks the resolver on its query socket about `server`, waiting at most `wait` for a resolution
+// in progress.
 // Never fails: every problem (no resolver, a refused or malformed answer) is an answer without
 // a unicast address and a note.
 boost::asio::awaitable<ResolverAnswer> ask_resolver(boost::asio::any_io_executor executor,
@@ -35,4 +36,4 @@ boost::asio::awaitable<void> report_failed(boost::asio::any_io_executor executor
                                            std::string socket_path, core::Ipv6Address server,
                                            core::Ipv6Address unicast);
 
-}  // namespace dstm_client
+}  // namespace anycast::net
