@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -99,7 +100,7 @@ TEST_CASE("satp: a live anytun 0.3.8 and our codec carry pings both ways", "[sat
                           satp::master_salt_from_passphrase(kPassphrase));
   REQUIRE(codec);
   std::atomic<bool> stop{false};
-  std::atomic<bool> bound{false};
+  std::promise<bool> bound;  // the responder's socket is bound (or could not be)
   Peer peer;
   std::thread responder{[&] {
     lab.enter("b", [&] {
@@ -108,8 +109,11 @@ TEST_CASE("satp: a live anytun 0.3.8 and our codec carry pings both ways", "[sat
       self.sin6_family = AF_INET6;
       self.sin6_port = htons(4444);
       ::inet_pton(AF_INET6, "2001:db8:5::2", &self.sin6_addr);
-      if (::bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof self) != 0) return;
-      bound = true;
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof self) != 0) {
+        bound.set_value(false);
+        return;
+      }
+      bound.set_value(true);
       std::array<std::byte, 2048> in{};
       std::array<std::byte, 2048> out{};
       while (!stop) {
@@ -146,10 +150,9 @@ TEST_CASE("satp: a live anytun 0.3.8 and our codec carry pings both ways", "[sat
       if (thread.joinable()) thread.join();
     }
   } join{stop, responder};
-  while (!bound) {
-    REQUIRE(std::chrono::steady_clock::now() < until);
-    std::this_thread::sleep_for(5ms);
-  }
+  auto bound_result = bound.get_future();
+  REQUIRE(bound_result.wait_for(10s) == std::future_status::ready);
+  REQUIRE(bound_result.get());
 
   // anytun forwards once its threads run and the neighbours are known: the first answered ping
   // is the readiness signal (at most 20 tries of 1 s), then every ping of a series must pass.
