@@ -10,6 +10,19 @@ namespace {
 // anytun shifts by SEQ_NR_MAX / 2 = 0x7fffffff (not 2^31) near the ends of the sequence space.
 constexpr std::uint32_t kShift = 0xffffffffu / 2;
 
+struct Shifted {
+  std::uint32_t max;
+  std::uint32_t seq;
+};
+
+// `max` and `seq` moved into a space where a window of `size` below max does not straddle 0
+// (anytun's shifted = 1 / 2). There max >= size, so max - size + 1 does not wrap.
+constexpr Shifted shift(std::uint32_t max, std::uint32_t seq, std::uint32_t size) noexcept {
+  if (max < size) return {max + kShift, seq + kShift};
+  if (max > 0xffffffffu - size) return {max - kShift, seq - kShift};
+  return {max, seq};
+}
+
 }  // namespace
 
 ReplayWindow::ReplayWindow(std::uint32_t size, std::size_t max_senders)
@@ -24,6 +37,13 @@ bool ReplayWindow::test_and_set(std::size_t slot, std::uint32_t bit) noexcept {
   const bool was = (w & mask) != 0;
   w |= mask;
   return was;
+}
+
+void ReplayWindow::set_all(std::size_t slot) noexcept {
+  // Only the size_ bits of the ring: the rest of the last word stays zero, as elsewhere.
+  const auto first = bits_.begin() + static_cast<std::ptrdiff_t>(slot * words());
+  std::fill_n(first, size_ / 64, ~std::uint64_t{0});
+  if (size_ % 64 != 0) first[size_ / 64] = (std::uint64_t{1} << (size_ % 64)) - 1;
 }
 
 void ReplayWindow::clear_bit(std::size_t slot, std::uint32_t bit) noexcept {
@@ -43,16 +63,7 @@ Result<void> ReplayWindow::check_and_add(std::uint16_t sender_id, std::uint32_t 
   const std::size_t slot = static_cast<std::size_t>(it - senders_.begin());
   Sender& s = *it;
 
-  // Compare in a space where the window does not straddle 0 (anytun's shifted = 1 / 2).
-  std::uint32_t max = s.max;
-  std::uint32_t q = seq;
-  if (max < size_) {
-    max += kShift;
-    q += kShift;
-  } else if (max > 0xffffffffu - size_) {
-    max -= kShift;
-    q -= kShift;
-  }
+  const auto [max, q] = shift(s.max, seq, size_);
   const std::uint32_t min = max - size_ + 1;
   if (q < min || q == max) return Errc::Replay;
 
@@ -75,6 +86,41 @@ Result<void> ReplayWindow::check_and_add(std::uint16_t sender_id, std::uint32_t 
   const std::uint32_t back = max - q;
   const std::uint32_t bit = (s.pos + size_ - back) % size_;
   if (test_and_set(slot, bit)) return Errc::Replay;
+  return {};
+}
+
+std::optional<std::uint32_t> ReplayWindow::high_water(std::uint16_t sender_id) const noexcept {
+  const auto it = std::ranges::find(senders_, sender_id, &Sender::id);
+  if (it == senders_.end()) return std::nullopt;
+  return it->max;
+}
+
+Result<void> ReplayWindow::raise_to(std::uint16_t sender_id, std::uint32_t max) noexcept {
+  if (size_ == 0) return {};
+  const auto it = std::ranges::find(senders_, sender_id, &Sender::id);
+  if (it == senders_.end()) {
+    if (senders_.size() >= max_senders_) return Errc::TooManySenders;
+    senders_.push_back(Sender{.id = sender_id, .max = max, .pos = 0});
+    bits_.resize(senders_.size() * words(), 0);
+    set_all(senders_.size() - 1);
+    return {};
+  }
+  const std::size_t slot = static_cast<std::size_t>(it - senders_.begin());
+  Sender& s = *it;
+  const auto [m, q] = shift(s.max, max, size_);
+  if (q > m) {
+    // Newer: the window moves there with every slot seen (so where max's slot is does not
+    // matter; pos stays).
+    s.max = max;
+    set_all(slot);
+    return {};
+  }
+  // At or below the current max: the slots from `max` down to the window's oldest. Anything
+  // older than the window is a replay already.
+  const std::uint32_t min = m - size_ + 1;
+  if (q < min) return {};
+  for (std::uint32_t back = m - q; back < size_; ++back)
+    test_and_set(slot, (s.pos + size_ - back) % size_);
   return {};
 }
 

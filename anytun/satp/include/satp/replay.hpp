@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "satp/error.hpp"
@@ -39,6 +40,19 @@ class ReplayWindow {
   // evicting a window, which would reopen that sender to replays).
   Result<void> check_and_add(std::uint16_t sender_id, std::uint32_t seq) noexcept;
 
+  // The highest sequence number accepted from `sender_id` (anytun's max), nullopt for a sender
+  // not tracked (never seen, cleared, or the window is off).
+  std::optional<std::uint32_t> high_water(std::uint16_t sender_id) const noexcept;
+
+  // For a node taking over a connection from another (relay cluster sync): afterwards every seq
+  // up to and including `max` from `sender_id` is a replay, as if `max` had just been accepted
+  // with everything below it seen. The window's max never moves back: if the sender's max is
+  // already beyond `max`, it stays, but the slots at and below `max` that are still open are
+  // marked seen (the other node may have accepted them). "Beyond" and "below" are meant as in
+  // check_and_add, shifted near the ends of the 32-bit space. TooManySenders for a new sender as
+  // in check_and_add; nothing to do when the window is off.
+  Result<void> raise_to(std::uint16_t sender_id, std::uint32_t max) noexcept;
+
   // Forgets one sender or all (e.g. after rekeying or a sync takeover).
   void clear(std::uint16_t sender_id) noexcept;
   void clear() noexcept;
@@ -56,6 +70,7 @@ class ReplayWindow {
 
   std::size_t words() const noexcept { return (size_ + 63) / 64; }
   bool test_and_set(std::size_t slot, std::uint32_t bit) noexcept;
+  void set_all(std::size_t slot) noexcept;
   void clear_bit(std::size_t slot, std::uint32_t bit) noexcept;
 
   std::uint32_t size_;
