@@ -242,7 +242,9 @@ void Engine::from_network(const Peer& from, core::MutableBytes frame, std::size_
     c->stats.drops.add(satp::to_string(static_cast<satp::Errc>(opened.error().value())));
     return;
   }
-  if (std::find(c->senders.begin(), c->senders.end(), header->sender_id) == c->senders.end())
+  // Bounded like the replay window's senders: with the window off, every sender id would pass.
+  if (c->senders.size() < kMaxSenders &&
+      std::find(c->senders.begin(), c->senders.end(), header->sender_id) == c->senders.end())
     c->senders.push_back(header->sender_id);
   if (c->peer != from) {
     c->peer = from;
@@ -287,7 +289,10 @@ void Engine::from_tun(core::MutableBytes frame, std::size_t offset, std::size_t 
       impl.drops.add(to_string(static_cast<Errc>(mux.error().value())));
       return;
     }
-    if (auto* c = impl.find(*mux)) impl.seal_to(*c, payload_type(family), packet, sink);
+    if (auto* c = impl.find(*mux))
+      impl.seal_to(*c, payload_type(family), packet, sink);
+    else
+      impl.drops.add(to_string(Errc::UnknownMux));
     return;
   }
   if (is_group_destination(packet, family)) {
