@@ -95,6 +95,22 @@ class Relay {
   std::unique_ptr<test::DaemonProcess> process_;
 };
 
+// The anycast side of a lab: one link between c (2001:db8:10::2) and r (2001:db8:10::1).
+constexpr const char* kPair =
+    "netns c\nnetns r\nveth c:eth0 r:eth0\n"
+    "addr c eth0 2001:db8:10::2/64\naddr r eth0 2001:db8:10::1/64\n";
+
+// A relay node "r" (sender id 1) listening on `listen`, its TUN satp0 at 198.51.100.1/24.
+json::object relay_node(const char* listen, json::array connections) {
+  return json::object{
+      {"relay", json::object{{"name", "r"},
+                             {"sender_id", 1},
+                             {"listen", json::array{listen}},
+                             {"tun", json::object{{"name", "satp0"},
+                                                  {"addresses", json::array{"198.51.100.1/24"}}}},
+                             {"connections", std::move(connections)}}}};
+}
+
 json::object connection(int mux, const char* role, const Suite& suite) {
   return json::object{{"mux", mux},
                       {"role", role},
@@ -145,21 +161,11 @@ std::uint64_t counter(const json::object& client, const char* name) {
 TEST_CASE("relay: a Debian anytun client and satp-relay in tunnel mode", "[relay][interop]") {
   const auto suite = GENERATE(Suite{"aes-ctr", "sha1"}, Suite{"null", "sha1"});
   INFO("cipher " << suite.cipher);
-  test::Lab lab{
-      "netns c\nnetns r\nveth c:eth0 r:eth0\n"
-      "addr c eth0 2001:db8:10::2/64\naddr r eth0 2001:db8:10::1/64\n"};
+  test::Lab lab{kPair};
   test::TempDir dir;
   auto mux1 = connection(1, "left", suite);
   mux1["routes"] = json::array{"198.51.100.10/32"};
-  Relay relay{
-      lab, dir, "r",
-      json::object{{"relay", json::object{{"name", "r"},
-                                          {"sender_id", 1},
-                                          {"listen", json::array{"[2001:db8:10::1]:4444"}},
-                                          {"tun", json::object{{"name", "satp0"},
-                                                               {"addresses",
-                                                                json::array{"198.51.100.1/24"}}}},
-                                          {"connections", json::array{mux1}}}}}};
+  Relay relay{lab, dir, "r", relay_node("[2001:db8:10::1]:4444", {mux1})};
   Anytun client{lab,
                 "c",
                 {"-i", "2001:db8:10::2", "-p", "4444",      "-r", "2001:db8:10::1",
@@ -184,9 +190,7 @@ TEST_CASE("relay: a Debian anytun client and satp-relay in tunnel mode", "[relay
 TEST_CASE("relay: satp-relay as the client of a Debian anytun server", "[relay][interop]") {
   const auto suite = GENERATE(Suite{"aes-ctr", "sha1"}, Suite{"null", "sha1"});
   INFO("cipher " << suite.cipher);
-  test::Lab lab{
-      "netns c\nnetns r\nveth c:eth0 r:eth0\n"
-      "addr c eth0 2001:db8:10::2/64\naddr r eth0 2001:db8:10::1/64\n"};
+  test::Lab lab{kPair};
   test::TempDir dir;
   // The server learns its client's endpoint from the first packet (no -r).
   Anytun server{lab,
@@ -229,15 +233,7 @@ TEST_CASE("relay: two Debian anytun clients reach each other through satp-relay"
   mux1["routes"] = json::array{"198.51.100.10/32"};
   auto mux2 = connection(2, "left", suite);
   mux2["routes"] = json::array{"198.51.100.20/32"};
-  Relay relay{
-      lab, dir, "r",
-      json::object{{"relay", json::object{{"name", "r"},
-                                          {"sender_id", 1},
-                                          {"listen", json::array{"[::]:4444"}},
-                                          {"tun", json::object{{"name", "satp0"},
-                                                               {"addresses",
-                                                                json::array{"198.51.100.1/24"}}}},
-                                          {"connections", json::array{mux1, mux2}}}}}};
+  Relay relay{lab, dir, "r", relay_node("[::]:4444", {mux1, mux2})};
   const auto anytun_args = [&](const char* self, const char* relay_address, const char* mux) {
     return std::vector<std::string>{
         "-i", self, "-p", "4444",  "-r", relay_address, "-o", "4444",       "-s", "11",
@@ -265,20 +261,11 @@ TEST_CASE("relay: two Debian anytun clients reach each other through satp-relay"
 TEST_CASE("relay: hostile datagrams are dropped and counted and the relay keeps serving",
           "[relay]") {
   const Suite suite{"aes-ctr", "sha1"};
-  test::Lab lab{
-      "netns c\nnetns r\nveth c:eth0 r:eth0\n"
-      "addr c eth0 2001:db8:10::2/64\naddr r eth0 2001:db8:10::1/64\n"};
+  test::Lab lab{kPair};
   test::TempDir dir;
   auto mux1 = connection(1, "left", suite);
   mux1["routes"] = json::array{"198.51.100.10/32"};
-  Relay relay{
-      lab, dir, "r",
-      json::object{{"relay", json::object{{"name", "r"},
-                                          {"listen", json::array{"[2001:db8:10::1]:4444"}},
-                                          {"tun", json::object{{"name", "satp0"},
-                                                               {"addresses",
-                                                                json::array{"198.51.100.1/24"}}}},
-                                          {"connections", json::array{mux1}}}}}};
+  Relay relay{lab, dir, "r", relay_node("[2001:db8:10::1]:4444", {mux1})};
   // The client's end, sealed here: an ICMP echo request 198.51.100.10 -> 198.51.100.1.
   satp::Settings settings;
   settings.role = satp::Role::Right;

@@ -326,6 +326,9 @@ const PrefixTable& Engine::routes() const noexcept {
 SourceNat* Engine::nat() noexcept {
   return impl_->nat ? &*impl_->nat : nullptr;
 }
+const SourceNat* Engine::nat() const noexcept {
+  return impl_->nat ? &*impl_->nat : nullptr;
+}
 const DropCounts& Engine::drops() const noexcept {
   return impl_->drops;
 }

@@ -505,6 +505,20 @@ ReadConnection read_connection(ObjectReader& r, Side side) {
   return out;
 }
 
+// A table's total bound `name` and its per-client bound `name`_per_client, which may not exceed
+// the total (compared only when both read cleanly, so one error is not reported twice).
+void read_table_bounds(ObjectReader& r, const std::string& name, std::size_t& total,
+                       std::size_t& per_client) {
+  const Clean total_clean{r};
+  total = r.optional_integer<std::size_t>(name, 1, kMaxTable).value_or(total);
+  const bool total_ok = total_clean.ok();
+  const Clean per_client_clean{r};
+  const auto per_client_name = name + "_per_client";
+  per_client = r.optional_integer<std::size_t>(per_client_name, 1, kMaxTable).value_or(per_client);
+  if (total_ok && per_client_clean.ok() && per_client > total)
+    r.error(per_client_name, fmt::format("{} is above {} ({})", per_client, name, total));
+}
+
 OpenTunnelConfig read_open_tunnel(ObjectReader& r) {
   OpenTunnelConfig o;
   if (!r.is_object()) return o;
@@ -521,17 +535,7 @@ OpenTunnelConfig read_open_tunnel(ObjectReader& r) {
   if (!r.has("address4") && !r.has("address6"))
     r.error_here("needs address4, address6 or both (the source addresses of NATed flows)");
   read_port_range(r, o.port_first, o.port_last);
-  const Clean max_clean{r};
-  o.max_mappings =
-      r.optional_integer<std::size_t>("max_mappings", 1, kMaxTable).value_or(o.max_mappings);
-  const bool max_ok = max_clean.ok();
-  const Clean per_client_clean{r};
-  o.max_mappings_per_client =
-      r.optional_integer<std::size_t>("max_mappings_per_client", 1, kMaxTable)
-          .value_or(o.max_mappings_per_client);
-  if (max_ok && per_client_clean.ok() && o.max_mappings_per_client > o.max_mappings)
-    r.error("max_mappings_per_client", fmt::format("{} is above max_mappings ({})",
-                                                   o.max_mappings_per_client, o.max_mappings));
+  read_table_bounds(r, "max_mappings", o.max_mappings, o.max_mappings_per_client);
   return o;
 }
 
@@ -543,17 +547,7 @@ RelayModeConfig read_relay_mode(ObjectReader& r) {
                                              "IPv4 or IPv6 addresses", address_value)
                     .values;
   read_port_range(r, m.port_first, m.port_last);
-  const Clean max_clean{r};
-  m.max_bindings =
-      r.optional_integer<std::size_t>("max_bindings", 1, kMaxTable).value_or(m.max_bindings);
-  const bool max_ok = max_clean.ok();
-  const Clean per_client_clean{r};
-  m.max_bindings_per_client =
-      r.optional_integer<std::size_t>("max_bindings_per_client", 1, kMaxTable)
-          .value_or(m.max_bindings_per_client);
-  if (max_ok && per_client_clean.ok() && m.max_bindings_per_client > m.max_bindings)
-    r.error("max_bindings_per_client", fmt::format("{} is above max_bindings ({})",
-                                                   m.max_bindings_per_client, m.max_bindings));
+  read_table_bounds(r, "max_bindings", m.max_bindings, m.max_bindings_per_client);
   m.max_lifetime =
       r.optional_integer<std::uint32_t>("max_lifetime", 10, 86'400).value_or(m.max_lifetime);
   return m;

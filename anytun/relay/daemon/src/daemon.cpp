@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -85,26 +86,25 @@ boost::system::result<std::unique_ptr<Daemon>, std::string> Daemon::start(
     return std::string{
         "nothing to run: /anytun/relay is hosted by the tep daemon and there is no "
         "/anytun/client"};
-  if (run_relay) {
-    auto service = Service::start_relay(io, *config.relay, d->counters);
-    if (!service) return service.error();
-    d->relay = std::move(*service);
-    auto control = ServiceControl::start(io, *d->relay, config.relay->control_socket,
-                                         options.version, d->counters);
-    if (!control) return control.error();
-    d->relay_control = std::move(*control);
-    d->log.info("relay control socket {}", config.relay->control_socket);
-  }
-  if (config.client) {
-    auto service = Service::start_client(io, *config.client, d->counters);
-    if (!service) return service.error();
-    d->client = std::move(*service);
-    auto control = ServiceControl::start(io, *d->client, config.client->control_socket,
-                                         options.version, d->counters);
-    if (!control) return control.error();
-    d->client_control = std::move(*control);
-    d->log.info("client control socket {}", config.client->control_socket);
-  }
+  // One service and its control socket; the error says which failed.
+  const auto start = [&](auto started, const std::string& socket, std::unique_ptr<Service>& service,
+                         std::unique_ptr<ServiceControl>& control) -> std::optional<std::string> {
+    if (!started) return started.error();
+    service = std::move(*started);
+    auto c = ServiceControl::start(io, *service, socket, options.version, d->counters);
+    if (!c) return c.error();
+    control = std::move(*c);
+    d->log.info("control socket {}", socket);
+    return std::nullopt;
+  };
+  if (run_relay)
+    if (auto error = start(Service::start_relay(io, *config.relay, d->counters),
+                           config.relay->control_socket, d->relay, d->relay_control))
+      return *error;
+  if (config.client)
+    if (auto error = start(Service::start_client(io, *config.client, d->counters),
+                           config.client->control_socket, d->client, d->client_control))
+      return *error;
   return std::unique_ptr<Daemon>{new Daemon{std::move(d)}};
 }
 

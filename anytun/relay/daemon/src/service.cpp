@@ -503,7 +503,7 @@ json::object Service::status() const {
   o["drops"] = std::move(drops);
   o["receive_errors"] = i.receive_errors;
   o["state_file_errors"] = i.state_errors;
-  if (const auto* nat = const_cast<relay::Engine&>(i.engine).nat()) o["nat_mappings"] = nat->size();
+  if (const auto* nat = i.engine.nat()) o["nat_mappings"] = nat->size();
   return o;
 }
 

@@ -156,6 +156,7 @@ class Engine {
 
   const PrefixTable& routes() const noexcept;
   SourceNat* nat() noexcept;
+  const SourceNat* nat() const noexcept;
   // Drops not tied to a connection (unknown MUX, truncated headers, TUN packets without route).
   const DropCounts& drops() const noexcept;
   // Periodic work: NAT expiry.
