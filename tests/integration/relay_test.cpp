@@ -56,6 +56,36 @@ TEST_CASE("relay: a Debian anytun client and satp-relay in tunnel mode", "[relay
   CHECK(c.at("peer").as_string() == "[2001:db8:10::2]:4444");
 }
 
+TEST_CASE("relay: a restarted Debian anytun client is served again", "[relay][interop]") {
+  const Suite suite{"aes-ctr", "sha1"};
+  test::Lab lab{kPair};
+  test::TempDir dir;
+  auto mux1 = connection(1, "left", suite);
+  mux1["routes"] = json::array{"198.51.100.10/32"};
+  Relay relay{lab, dir, "r", relay_node("[2001:db8:10::1]:4444", {mux1})};
+  const std::vector<std::string> args{
+      "-i", "2001:db8:10::2", "-p", "4444",      "-r", "2001:db8:10::1",
+      "-o", "4444",           "-s", "11",        "-m", "1",
+      "-e", "right",          "-E", kPassphrase, "-c", suite.cipher,
+      "-a", suite.auth};
+  {
+    Anytun client{lab, "c", args, "198.51.100.10/24"};
+    await_path(lab, "c", "198.51.100.1");
+    // Far enough for a restart to land below the relay's replay window (1024).
+    const auto r =
+        lab.run("c", {"ping", "-n", "-q", "-f", "-c", "3000", "-W", "1", "198.51.100.1"}, 30s);
+    INFO(r.output);
+    REQUIRE(r.ok());
+  }
+  // anytun starts its sequence numbers at 0 again.
+  Anytun client{lab, "c", args, "198.51.100.10/24"};
+  await_path(lab, "c", "198.51.100.1");
+  check_pings(lab, "c", "198.51.100.1");
+  const auto c = relay.get("/clients/1");
+  INFO(json::serialize(c));
+  CHECK(counter(c, "sender_restarts") == 1);
+}
+
 TEST_CASE("relay: satp-relay as the client of a Debian anytun server", "[relay][interop]") {
   const auto suite = GENERATE(Suite{"aes-ctr", "sha1"}, Suite{"null", "sha1"});
   INFO("cipher " << suite.cipher);

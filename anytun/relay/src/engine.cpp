@@ -18,6 +18,9 @@ namespace {
 
 // The replay window keeps one slot per sender id; a cluster has a handful of nodes.
 constexpr std::size_t kMaxSenders = satp::kDefaultMaxSenders;
+// A peer whose counter restarts (anytun starts at 0) is recognised at its 4th packet in a row
+// below the window (satp/replay.hpp says what that costs).
+constexpr std::uint32_t kRestartAfter = 4;
 
 enum class Family { None, V4, V6 };
 
@@ -140,7 +143,7 @@ satp::Result<void> Engine::add(const ConnectionSpec& spec, std::uint32_t tx_seq)
   auto c = std::make_unique<Impl::Connection>(
       Impl::Connection{spec,
                        std::move(*codec),
-                       satp::ReplayWindow{spec.window, kMaxSenders},
+                       satp::ReplayWindow{spec.window, kMaxSenders, kRestartAfter},
                        spec.peer,
                        tx_seq,
                        {},
@@ -246,6 +249,7 @@ void Engine::from_network(const Peer& from, core::MutableBytes frame, std::size_
   if (c->senders.size() < kMaxSenders &&
       std::find(c->senders.begin(), c->senders.end(), header->sender_id) == c->senders.end())
     c->senders.push_back(header->sender_id);
+  c->stats.sender_restarts = c->window.restarts();
   if (c->peer != from) {
     c->peer = from;
     ++c->stats.peer_changes;

@@ -25,8 +25,8 @@ constexpr Shifted shift(std::uint32_t max, std::uint32_t seq, std::uint32_t size
 
 }  // namespace
 
-ReplayWindow::ReplayWindow(std::uint32_t size, std::size_t max_senders)
-    : size_{size}, max_senders_{max_senders} {
+ReplayWindow::ReplayWindow(std::uint32_t size, std::size_t max_senders, std::uint32_t restart_after)
+    : size_{size}, max_senders_{max_senders}, restart_after_{restart_after} {
   assert(size <= kMaxWindowSize);
   assert(max_senders >= 1 && max_senders <= kMaxSenders);
 }
@@ -55,7 +55,7 @@ Result<void> ReplayWindow::check_and_add(std::uint16_t sender_id, std::uint32_t 
   const auto it = std::ranges::find(senders_, sender_id, &Sender::id);
   if (it == senders_.end()) {
     if (senders_.size() >= max_senders_) return Errc::TooManySenders;
-    senders_.push_back(Sender{.id = sender_id, .max = seq, .pos = 0});
+    senders_.push_back(Sender{.id = sender_id, .max = seq, .pos = 0, .old_seq = 0, .old_run = 0});
     bits_.resize(senders_.size() * words(), 0);
     test_and_set(senders_.size() - 1, 0);
     return {};
@@ -65,6 +65,15 @@ Result<void> ReplayWindow::check_and_add(std::uint16_t sender_id, std::uint32_t 
 
   const auto [max, q] = shift(s.max, seq, size_);
   const std::uint32_t min = max - size_ + 1;
+  if (q < min && restart_after_ != 0) {
+    // Older than the window: part of a run of a restarted counter?
+    const std::uint32_t step = seq - s.old_seq;  // mod 2^32, as the counter runs
+    s.old_run = s.old_run != 0 && step >= 1 && step <= size_ ? s.old_run + 1 : 1;
+    s.old_seq = seq;
+    if (s.old_run < restart_after_) return Errc::Replay;
+    restart(slot, seq);
+    return {};
+  }
   if (q < min || q == max) return Errc::Replay;
 
   if (q > max) {
@@ -79,6 +88,7 @@ Result<void> ReplayWindow::check_and_add(std::uint16_t sender_id, std::uint32_t 
     s.pos = (s.pos + diff) % size_;
     test_and_set(slot, s.pos);
     s.max = seq;
+    s.old_run = 0;
     return {};
   }
 
@@ -86,7 +96,18 @@ Result<void> ReplayWindow::check_and_add(std::uint16_t sender_id, std::uint32_t 
   const std::uint32_t back = max - q;
   const std::uint32_t bit = (s.pos + size_ - back) % size_;
   if (test_and_set(slot, bit)) return Errc::Replay;
+  s.old_run = 0;
   return {};
+}
+
+void ReplayWindow::restart(std::size_t slot, std::uint32_t seq) noexcept {
+  Sender& s = senders_[slot];
+  std::fill_n(bits_.begin() + static_cast<std::ptrdiff_t>(slot * words()), words(), 0);
+  s.max = seq;
+  s.pos = 0;
+  s.old_run = 0;
+  test_and_set(slot, 0);
+  ++restarts_;
 }
 
 std::optional<std::uint32_t> ReplayWindow::high_water(std::uint16_t sender_id) const noexcept {
@@ -100,7 +121,7 @@ Result<void> ReplayWindow::raise_to(std::uint16_t sender_id, std::uint32_t max) 
   const auto it = std::ranges::find(senders_, sender_id, &Sender::id);
   if (it == senders_.end()) {
     if (senders_.size() >= max_senders_) return Errc::TooManySenders;
-    senders_.push_back(Sender{.id = sender_id, .max = max, .pos = 0});
+    senders_.push_back(Sender{.id = sender_id, .max = max, .pos = 0, .old_seq = 0, .old_run = 0});
     bits_.resize(senders_.size() * words(), 0);
     set_all(senders_.size() - 1);
     return {};

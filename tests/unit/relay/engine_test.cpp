@@ -710,6 +710,33 @@ TEST_CASE("engine: a replayed packet is refused once accepted from anywhere", "[
   CHECK(lab.sink.peers.size() == 1);
 }
 
+TEST_CASE("engine: a client whose counter starts again at 0 is served again after a few packets",
+          "[relay][engine]") {
+  Lab lab;
+  auto& c1 = lab.add(1);
+  lab.add(2);
+  const auto inner = udp(kClient1Host4, kClient2Host4);
+  lab.from_network(c1.seal_at(500000, satp::kPayloadIpv4, inner), c1.peer);
+  CHECK(lab.sink.peers.size() == 1);
+
+  // Like a restarted anytun: 0, 1, 2 are refused as replays, the 4th in a row restarts the
+  // window, and the client is served from then on.
+  lab.sink.clear();
+  for (std::uint32_t seq = 0; seq < 3; ++seq)
+    lab.from_network(c1.seal_at(seq, satp::kPayloadIpv4, inner), c1.peer);
+  CHECK(lab.sink.empty());
+  CHECK(count(lab.stats(1).drops, "replay") == 3);
+  for (std::uint32_t seq = 3; seq < 6; ++seq)
+    lab.from_network(c1.seal_at(seq, satp::kPayloadIpv4, inner), c1.peer);
+  CHECK(lab.sink.peers.size() == 3);
+  CHECK(lab.stats(1).sender_restarts == 1);
+  // The new window refuses replays as before.
+  lab.sink.clear();
+  lab.from_network(c1.seal_at(5, satp::kPayloadIpv4, inner), c1.peer);
+  CHECK(lab.sink.empty());
+  CHECK(count(lab.stats(1).drops, "replay") == 4);
+}
+
 TEST_CASE("engine: payload types and inner packets the engine does not take are dropped",
           "[relay][engine]") {
   Lab lab;

@@ -177,6 +177,58 @@ TEST_CASE("replay: clearing one sender keeps the others' windows", "[satp][repla
   }
 }
 
+TEST_CASE("replay: restart detection is off by default as in anytun", "[satp][replay]") {
+  ReplayWindow w{8};
+  run(w, {{1, 1000000, true},
+          {1, 0, false},
+          {1, 1, false},
+          {1, 2, false},
+          {1, 3, false},
+          {1, 4, false},
+          {1, 5, false}});
+  CHECK(w.restarts() == 0);
+}
+
+TEST_CASE("replay: a sender whose counter starts again is recognised at the kth packet",
+          "[satp][replay]") {
+  ReplayWindow w{8, satp::kDefaultMaxSenders, /*restart_after=*/4};
+  run(w, {
+             {1, 1000000, true},  // the sender's old run
+             {1, 0, false},       // restarted: refused, a run of 1
+             {1, 1, false},       // 2
+             {1, 3, false},       // 3 (a step within the window size: lost packets are fine)
+             {1, 4, true},        // 4: the window starts afresh here
+             {1, 4, false},       // and is a window again
+             {1, 5, true},
+             {1, 2, true},  // never accepted, inside the new window
+             {1, 3, true},  // refused during the run, so never delivered: once now
+             {1, 3, false},
+             {2, 50, true},  // other senders are untouched
+         });
+  CHECK(w.restarts() == 1);
+  CHECK(w.high_water(1) == 5u);
+}
+
+TEST_CASE("replay: old packets that do not run on like a counter never restart a window",
+          "[satp][replay]") {
+  ReplayWindow w{8, satp::kDefaultMaxSenders, /*restart_after=*/3};
+  run(w, {
+             {1, 1000000, true},
+             {1, 10, false},      // run of 1
+             {1, 5000, false},    // a step larger than the window: a new run of 1
+             {1, 4000, false},    // backwards: 1
+             {1, 4001, false},    // 2
+             {1, 1000001, true},  // accepted as usual: the run ends
+             {1, 4002, false},    // 1 again
+             {1, 4003, false},    // 2
+             {1, 999999, true},   // inside the window, accepted: the run ends
+             {1, 4004, false},    // 1
+             {1, 4005, false},    // 2
+             {1, 4006, true},     // 3: restarted
+         });
+  CHECK(w.restarts() == 1);
+}
+
 TEST_CASE("replay: random sequences match a model of anytun's window", "[satp][replay]") {
   for (std::uint32_t size : {1u, 7u, 64u, 100u, 1024u}) {
     for (std::uint32_t base : {0u, 1000000u, 0xffffff00u}) {

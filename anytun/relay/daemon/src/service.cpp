@@ -74,6 +74,7 @@ json::object stats_json(const relay::ConnectionStats& s) {
   return json::object{{"rx_packets", s.rx_packets}, {"rx_bytes", s.rx_bytes},
                       {"tx_packets", s.tx_packets}, {"tx_bytes", s.tx_bytes},
                       {"control", s.control},       {"peer_changes", s.peer_changes},
+                      {"sender_restarts", s.sender_restarts},
                       {"drops", std::move(drops)}};
 }
 

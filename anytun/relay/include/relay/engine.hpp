@@ -85,6 +85,8 @@ struct ConnectionStats {
   std::uint64_t tx_bytes = 0;
   std::uint64_t control = 0;  // control messages received
   std::uint64_t peer_changes = 0;
+  // Replay windows restarted because a sender's counter started again (satp/replay.hpp).
+  std::uint64_t sender_restarts = 0;
   DropCounts drops;
 };
 
