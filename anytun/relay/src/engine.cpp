@@ -21,6 +21,9 @@ constexpr std::size_t kMaxSenders = satp::kDefaultMaxSenders;
 // A peer whose counter restarts (anytun starts at 0) is recognised at its 4th packet in a row
 // below the window (satp/replay.hpp says what that costs).
 constexpr std::uint32_t kRestartAfter = 4;
+// The number a connection stops at (never sent, so that a saturated reservation in the daemon's
+// state file means "exhausted" too).
+constexpr std::uint32_t kLastSeq = 0xffffffffu;
 
 enum class Family { None, V4, V6 };
 
@@ -79,6 +82,13 @@ struct Engine::Impl {
   void seal_to(Connection& c, std::uint16_t type, core::Bytes payload, Sink& sink) {
     if (!c.peer) {
       c.stats.drops.add("no_peer");
+      return;
+    }
+    // SATP has no rekeying: past the last number, the next would reuse keystream (seq, sender
+    // id and MUX make the per-packet keys). The connection falls silent until it is given new
+    // keys; its drops say why.
+    if (c.tx_seq == kLastSeq) {
+      c.stats.drops.add("seq_exhausted");
       return;
     }
     const satp::Header header{c.tx_seq, options.sender_id, c.spec.mux};

@@ -1107,6 +1107,21 @@ TEST_CASE("engine: raise_tx_seq only raises the sequence number", "[relay][engin
   CHECK(lab.engine.tx_seq(1) == 4001);
 }
 
+TEST_CASE("engine: a connection stops at its last sequence number instead of wrapping",
+          "[relay][engine]") {
+  Lab lab;
+  auto& c1 = lab.add(1);
+  lab.add(2);
+  lab.engine.raise_tx_seq(2, 0xfffffffdu);
+  const auto inner = udp(kClient1Host4, kClient2Host4);
+  for (int i = 0; i < 3; ++i) lab.from_network(c1.seal(inner), c1.peer);
+  // 0xfffffffd and 0xfffffffe go out; 0xffffffff is never used, and nothing wraps to 0.
+  CHECK(lab.sink.peers.size() == 2);
+  CHECK(lab.stats(2).tx_packets == 2);
+  CHECK(count(lab.stats(2).drops, "seq_exhausted") == 1);
+  CHECK(lab.engine.tx_seq(2) == 0xffffffffu);
+}
+
 TEST_CASE("engine: a packet too long for the destination's codec is dropped as too_long",
           "[relay][engine]") {
   Lab lab;

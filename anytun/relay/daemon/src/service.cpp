@@ -4,6 +4,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -71,9 +72,12 @@ relay::ConnectionSpec to_spec(const ConnectionConfig& c) {
 json::object stats_json(const relay::ConnectionStats& s) {
   json::object drops;
   for (const auto& [reason, n] : s.drops.by_reason) drops[reason] = n;
-  return json::object{{"rx_packets", s.rx_packets}, {"rx_bytes", s.rx_bytes},
-                      {"tx_packets", s.tx_packets}, {"tx_bytes", s.tx_bytes},
-                      {"control", s.control},       {"peer_changes", s.peer_changes},
+  return json::object{{"rx_packets", s.rx_packets},
+                      {"rx_bytes", s.rx_bytes},
+                      {"tx_packets", s.tx_packets},
+                      {"tx_bytes", s.tx_bytes},
+                      {"control", s.control},
+                      {"peer_changes", s.peer_changes},
                       {"sender_restarts", s.sender_restarts},
                       {"drops", std::move(drops)}};
 }
@@ -118,8 +122,13 @@ class SeqStore {
     for (const auto mux : engine.muxes()) {
       const auto seq = engine.tx_seq(mux);
       auto it = reserved_.find(mux);
-      if (it == reserved_.end() || seq + kSeqReservation / 2 > it->second || seq > it->second) {
-        reserved_[mux] = seq + kSeqReservation;
+      // 64-bit sums: a reservation saturates at the last number (the engine's "exhausted")
+      // instead of wrapping to one a restart would reuse.
+      const auto wanted =
+          std::min<std::uint64_t>(std::uint64_t{seq} + kSeqReservation, 0xffffffffu);
+      if (it == reserved_.end() || std::uint64_t{seq} + kSeqReservation / 2 > it->second) {
+        if (it != reserved_.end() && it->second == wanted) continue;
+        reserved_[mux] = static_cast<std::uint32_t>(wanted);
         changed = true;
       }
     }

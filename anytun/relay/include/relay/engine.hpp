@@ -71,7 +71,9 @@ struct ConnectionSpec {
 
 // Why packets were dropped: satp::Errc and relay::Errc values side by side.
 // The keys are the static names of satp::to_string / relay::to_string, or "no_peer" (a connection
-// whose peer is not known yet) and "loop" (a client's packet to its own routes).
+// whose peer is not known yet), "loop" (a client's packet to its own routes) and "seq_exhausted"
+// (a connection that used its last sequence number, 2^32 - 2: SATP cannot rekey, so it sends
+// nothing more until it is configured with new keys).
 struct DropCounts {
   std::map<std::string_view, std::uint64_t> by_reason;
   void add(std::string_view reason) { ++by_reason[reason]; }
