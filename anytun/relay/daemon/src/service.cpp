@@ -21,6 +21,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "open_tunnel.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
@@ -176,6 +177,9 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
   std::uint64_t no_socket = 0;       // packets for a peer of a family no socket serves
   std::uint64_t receive_errors = 0;  // socket or device read errors
   std::uint64_t state_errors = 0;    // state file writes that failed
+
+  // The modes' parts, when configured: a relay's open tunnel routes.
+  std::unique_ptr<OpenTunnel> open_tunnel;
 
   Impl(asio::io_context& io_, std::string component, relay::EngineOptions options,
        std::optional<std::string> state_file)
@@ -444,6 +448,11 @@ boost::system::result<std::unique_ptr<Service>, std::string> Service::start_rela
   if (auto error = impl->open_sockets(config.listen)) return *error;
   if (config.tun)
     if (auto error = impl->open_tun(*config.tun)) return *error;
+  if (config.open_tunnel) {
+    auto open_tunnel = OpenTunnel::start(*config.open_tunnel, impl->tun_name, impl->log);
+    if (!open_tunnel) return open_tunnel.error();
+    impl->open_tunnel = std::move(*open_tunnel);
+  }
   if (!impl->seqs.update(impl->engine)) return std::string{"state file: cannot write it"};
   impl->register_metrics(counters);
   impl->start_loops();
@@ -504,6 +513,7 @@ json::object Service::status() const {
   o["receive_errors"] = i.receive_errors;
   o["state_file_errors"] = i.state_errors;
   if (const auto* nat = i.engine.nat()) o["nat_mappings"] = nat->size();
+  if (i.open_tunnel) o["open_tunnel"] = i.open_tunnel->status(i.engine.nat());
   return o;
 }
 
