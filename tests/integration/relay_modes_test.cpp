@@ -195,6 +195,15 @@ TEST_CASE("open tunnel: an anytun client reaches a plain host through the open t
   CHECK(counter(open, "outbound") > 2 * kTransferBytes / 1400);
   CHECK(counter(open, "inbound") > 2 * kTransferBytes / 1400);
   CHECK(status.at("nat_mappings").to_number<std::uint64_t>() == counter(open, "mappings"));
+  // The same in the metrics, per direction.
+  const auto metrics = relay.get("/counters");
+  const auto& packets = metrics.at("satp_nat_packets_total").as_object().at("series").as_array();
+  CHECK(packets.size() == 2);
+  for (const auto& series : packets) {
+    const auto& o = series.as_object();
+    const auto direction = o.at("labels").as_object().at("direction").as_string();
+    CHECK(counter(o, "value") == counter(open, direction.c_str()));
+  }
   CHECK(relay.log().find("forwarding is off") == std::string::npos);
 }
 
@@ -297,6 +306,8 @@ TEST_CASE("relay mode: a relay binding carries a UDP stream between a client and
   CHECK(counter(binding, "to_client_packets") >= kDatagrams);
   CHECK(counter(binding, "send_errors") == 0);
   CHECK(counter(relay.get("/status").at("relay_mode").as_object(), "allocated") == 1);
+  const auto filtered = relay.get("/counters").at("satp_relay_binding_filtered_total");
+  CHECK(counter(filtered.as_object().at("series").as_array().at(0).as_object(), "value") == 1);
 
   // Stopping the client releases its binding at the relay.
   client->stop();

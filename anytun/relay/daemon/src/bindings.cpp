@@ -452,10 +452,14 @@ json::array RelayBindings::list(Clock::time_point now) const {
   return out;
 }
 
-json::object RelayBindings::status() const {
+BindingCounters RelayBindings::sum() const {
   BindingCounters sum = table_.totals().gone;
   for (const auto& [id, b] : table_.bindings()) sum += b.counters;
-  auto o = counters_json(sum);
+  return sum;
+}
+
+json::object RelayBindings::status() const {
+  auto o = counters_json(sum());
   const auto& t = table_.totals();
   o["bindings"] = table_.bindings().size();
   o["allocated"] = t.allocated;
@@ -467,6 +471,18 @@ json::object RelayBindings::status() const {
   for (const auto& [name, n] : refused_) refused[name] = n;
   o["refused"] = std::move(refused);
   return o;
+}
+
+void RelayBindings::register_metrics(platform::Counters& counters) const {
+  counters.gauge_fn("satp_relay_bindings", "relay mode bindings held", {},
+                    [this] { return static_cast<std::int64_t>(table_.bindings().size()); });
+  counters.counter_fn("satp_relay_binding_packets_total", "datagrams repeated by relay bindings",
+                      {{"direction", "to_peer"}}, [this] { return sum().to_peer_packets; });
+  counters.counter_fn("satp_relay_binding_packets_total", "datagrams repeated by relay bindings",
+                      {{"direction", "to_client"}}, [this] { return sum().to_client_packets; });
+  counters.counter_fn("satp_relay_binding_filtered_total",
+                      "datagrams to a relay binding from neither its client nor its peer", {},
+                      [this] { return sum().filtered; });
 }
 
 }  // namespace relay_daemon

@@ -33,6 +33,7 @@
 #include <boost/json/object.hpp>
 #include <boost/system/result.hpp>
 
+#include "platform/counters.hpp"
 #include "platform/log.hpp"
 #include "relay/control.hpp"
 #include "relay/endpoint.hpp"
@@ -169,12 +170,15 @@ class RelayBindings {
   // GET /bindings: every binding with its counters; /status: totals.
   boost::json::array list(Clock::time_point now) const;
   boost::json::object status() const;
+  // Totals in /metrics (satp_relay_binding*); this object must outlive their reads.
+  void register_metrics(platform::Counters& counters) const;
 
  private:
   struct Socket;
   void arm(const std::shared_ptr<Socket>& socket);
   void drain(Socket& socket);
   void close(std::uint32_t id) noexcept;
+  BindingCounters sum() const;
 
   boost::asio::io_context& io_;
   platform::Logger& log_;

@@ -111,6 +111,26 @@ OpenTunnel::~OpenTunnel() {
   if (route6_) (void)nl->delete_route(route6(*config_.address6, ifindex_));
 }
 
+void OpenTunnel::register_metrics(platform::Counters& counters, const relay::SourceNat& nat) const {
+  const auto sum = [](const std::map<std::string_view, std::uint64_t>& counts) {
+    std::uint64_t n = 0;
+    for (const auto& [reason, count] : counts) n += count;
+    return n;
+  };
+  counters.gauge_fn("satp_nat_mappings", "open tunnel NAT mappings", {},
+                    [&nat] { return static_cast<std::int64_t>(nat.size()); });
+  counters.counter_fn("satp_nat_packets_total", "packets the open tunnel NAT translated",
+                      {{"direction", "outbound"}}, [&nat] { return nat.stats().outbound; });
+  counters.counter_fn("satp_nat_packets_total", "packets the open tunnel NAT translated",
+                      {{"direction", "inbound"}}, [&nat] { return nat.stats().inbound; });
+  counters.counter_fn(
+      "satp_nat_refused_total", "packets the open tunnel NAT refused (reasons in /status)",
+      {{"direction", "outbound"}}, [&nat, sum] { return sum(nat.stats().refused_outbound); });
+  counters.counter_fn(
+      "satp_nat_refused_total", "packets the open tunnel NAT refused (reasons in /status)",
+      {{"direction", "inbound"}}, [&nat, sum] { return sum(nat.stats().refused_inbound); });
+}
+
 json::object OpenTunnel::status(const relay::SourceNat* nat) const {
   const auto forwarding = read_forwarding();
   json::object o;

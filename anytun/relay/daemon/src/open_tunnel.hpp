@@ -16,6 +16,7 @@
 #include <boost/json/object.hpp>
 #include <boost/system/result.hpp>
 
+#include "platform/counters.hpp"
 #include "platform/log.hpp"
 #include "relay/nat.hpp"
 #include "relay_daemon/config.hpp"
@@ -51,6 +52,8 @@ class OpenTunnel {
   // "open_tunnel" in /status: the NAT addresses, the forwarding switches as they are now, the
   // mappings, and the NAT's counters (translated each way, refusals by reason).
   boost::json::object status(const relay::SourceNat* nat) const;
+  // The same counters in /metrics (satp_nat_*). `nat` and this object must outlive their reads.
+  void register_metrics(platform::Counters& counters, const relay::SourceNat& nat) const;
 
  private:
   OpenTunnel(OpenTunnelConfig config, std::uint32_t ifindex);

@@ -482,10 +482,13 @@ boost::system::result<std::unique_ptr<Service>, std::string> Service::start_rela
     auto open_tunnel = OpenTunnel::start(*config.open_tunnel, impl->tun_name, impl->log);
     if (!open_tunnel) return open_tunnel.error();
     impl->open_tunnel = std::move(*open_tunnel);
+    impl->open_tunnel->register_metrics(counters, *impl->engine.nat());
   }
-  if (config.relay_mode)
+  if (config.relay_mode) {
     impl->relay_bindings =
         std::make_unique<RelayBindings>(io, *config.relay_mode, random_u64(), impl->log);
+    impl->relay_bindings->register_metrics(counters);
+  }
   if (!impl->seqs.update(impl->engine)) return std::string{"state file: cannot write it"};
   impl->register_metrics(counters);
   impl->start_loops();
