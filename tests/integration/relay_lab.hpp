@@ -77,6 +77,8 @@ class Relay {
     return r->body.as_object();
   }
   std::string log() const { return process_->log(); }
+  // SIGTERM: the daemon stops as on a shutdown (a client releases its bindings).
+  void stop() { process_->terminate(kDeadline); }
 
  private:
   std::string socket_;

@@ -2,7 +2,9 @@
 // position-dependent pattern, so a dropped, duplicated, reordered or corrupted segment that TCP
 // let through (or a wrong decryption) fails the transfer.
 //
-//   tcp_check serve --listen ADDR --port N [--ready-fd FD]   answers requests until killed
+//   tcp_check serve --listen ADDR --port N [--ready-fd FD]   answers requests until killed;
+//                                                            prints "peer ADDR PORT" for each
+//                                                            connection it accepts
 //   tcp_check put --to ADDR --port N --bytes B               sends B bytes; the server checks
 //   tcp_check get --to ADDR --port N --bytes B               receives B bytes and checks them
 //
@@ -143,8 +145,19 @@ int serve(const Address& at, int ready_fd) {
     ::close(ready_fd);
   }
   for (;;) {
-    const int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    const int c = ::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_CLOEXEC);
     if (c < 0) continue;
+    // Who the connection came from (a test checks what a NAT left of the source), at once.
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    const bool v4 = peer.ss_family == AF_INET;
+    const auto* in4 = reinterpret_cast<const sockaddr_in*>(&peer);
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&peer);
+    ::inet_ntop(peer.ss_family, v4 ? static_cast<const void*>(&in4->sin_addr) : &in6->sin6_addr,
+                text.data(), text.size());
+    std::printf("peer %s %u\n", text.data(), unsigned{ntohs(v4 ? in4->sin_port : in6->sin6_port)});
+    std::fflush(stdout);
     std::thread{serve_one, c}.detach();
   }
 }

@@ -430,6 +430,7 @@ struct SourceNat::Impl {
     ports.emplace(port_key(key.protocol, key.v6, *port), it);
     ++per_client[key.mux];
     ++ports_used[space(key.protocol, key.v6)];
+    ++stats.created;
     return it;
   }
 
@@ -472,6 +473,9 @@ struct SourceNat::Impl {
 
   Result<std::uint16_t> translate_error(core::MutableBytes packet, const Packet& p,
                                         const core::Ipv6Address& nat, Clock::time_point now);
+  // SourceNat::outbound and inbound without the counting.
+  Result<void> outbound(std::uint16_t mux, core::MutableBytes packet, Clock::time_point now);
+  Result<std::uint16_t> inbound(core::MutableBytes packet, Clock::time_point now);
 
   NatConfig config;
   std::mt19937_64 rng;
@@ -481,6 +485,7 @@ struct SourceNat::Impl {
   std::unordered_map<std::uint32_t, Iter> ports;
   std::unordered_map<std::uint16_t, std::size_t> per_client;
   std::array<std::size_t, 6> ports_used{};
+  NatStats stats;
 };
 
 // An inbound ICMP error about a packet the NAT translated: the quote is that packet as it left
@@ -557,9 +562,9 @@ const NatConfig& SourceNat::config() const noexcept {
   return impl_->config;
 }
 
-Result<void> SourceNat::outbound(std::uint16_t mux, core::MutableBytes packet,
-                                 Clock::time_point now) {
-  auto& d = *impl_;
+Result<void> SourceNat::Impl::outbound(std::uint16_t mux, core::MutableBytes packet,
+                                       Clock::time_point now) {
+  auto& d = *this;
   const auto p = parse_packet(packet);
   if (!p) return p.error();
   if (is_icmp(p->protocol) &&
@@ -603,8 +608,8 @@ bool SourceNat::is_inbound(core::Bytes packet) const noexcept {
   return false;
 }
 
-Result<std::uint16_t> SourceNat::inbound(core::MutableBytes packet, Clock::time_point now) {
-  auto& d = *impl_;
+Result<std::uint16_t> SourceNat::Impl::inbound(core::MutableBytes packet, Clock::time_point now) {
+  auto& d = *this;
   const auto p = parse_packet(packet);
   if (!p) return p.error();
   const auto nat = d.nat_address(p->v6);
@@ -630,6 +635,25 @@ Result<std::uint16_t> SourceNat::inbound(core::MutableBytes packet, Clock::time_
   return it->m.mux;
 }
 
+Result<void> SourceNat::outbound(std::uint16_t mux, core::MutableBytes packet,
+                                 Clock::time_point now) {
+  auto r = impl_->outbound(mux, packet, now);
+  if (r)
+    ++impl_->stats.outbound;
+  else
+    ++impl_->stats.refused_outbound[to_string(static_cast<Errc>(r.error().value()))];
+  return r;
+}
+
+Result<std::uint16_t> SourceNat::inbound(core::MutableBytes packet, Clock::time_point now) {
+  auto r = impl_->inbound(packet, now);
+  if (r)
+    ++impl_->stats.inbound;
+  else
+    ++impl_->stats.refused_inbound[to_string(static_cast<Errc>(r.error().value()))];
+  return r;
+}
+
 std::size_t SourceNat::expire(Clock::time_point now) {
   auto& d = *impl_;
   now = d.advance(now);
@@ -640,6 +664,7 @@ std::size_t SourceNat::expire(Clock::time_point now) {
       ++n;
     }
   }
+  d.stats.expired += n;
   return n;
 }
 
@@ -669,6 +694,10 @@ std::size_t SourceNat::size() const noexcept {
 std::size_t SourceNat::size_of(std::uint16_t mux) const noexcept {
   const auto c = impl_->per_client.find(mux);
   return c == impl_->per_client.end() ? 0 : c->second;
+}
+
+const NatStats& SourceNat::stats() const noexcept {
+  return impl_->stats;
 }
 
 std::vector<NatMapping> SourceNat::mappings() const {

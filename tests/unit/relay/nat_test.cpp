@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -529,6 +530,29 @@ TEST_CASE("nat: the table is bounded in total and per client", "[relay][nat]") {
   e = make(Kind::Udp, kInner4, kRemote4, 1, 53);
   REQUIRE(out(nat, 3, e, 2));
   CHECK(nat.size() == 2);
+}
+
+TEST_CASE("nat: stats count translations, mappings and refusals by reason", "[relay][nat]") {
+  auto c = config();
+  c.max_mappings = 1;
+  SourceNat nat{c, 1};
+  Packet a = make(Kind::Udp, kInner4, kRemote4, 1, 53);
+  REQUIRE(out(nat, 1, a, 0));
+  Packet reply = make(Kind::Udp, kRemote4, kNat4, 53, only_port(nat));
+  REQUIRE(in(nat, reply, 0));
+  Packet full = make(Kind::Udp, kInner4, kRemote4, 2, 53);
+  CHECK(out(nat, 1, full, 0).error() == Errc::TableFull);
+  Packet stray = make(Kind::Udp, kOther4, kNat4, 53, only_port(nat));
+  CHECK(in(nat, stray, 0).error() == Errc::UnknownMapping);
+  CHECK(nat.expire(at(121)) == 1);
+
+  const auto& s = nat.stats();
+  CHECK(s.outbound == 1);
+  CHECK(s.inbound == 1);
+  CHECK(s.created == 1);
+  CHECK(s.expired == 1);
+  CHECK(s.refused_outbound == std::map<std::string_view, std::uint64_t>{{"table_full", 1}});
+  CHECK(s.refused_inbound == std::map<std::string_view, std::uint64_t>{{"unknown_mapping", 1}});
 }
 
 TEST_CASE("nat: ports run out per protocol and family", "[relay][nat]") {

@@ -844,6 +844,15 @@ TEST_CASE("relay config: a relay with no clients of its own is valid", "[relay_d
   CHECK_FALSE(r->relay->tcp.has_value());
 }
 
+TEST_CASE("relay config: open tunnel mode needs a TUN even before a connection uses it",
+          "[relay_daemon]") {
+  CHECK(errors_of(relay_only(R"({"open_tunnel": {"address4": "192.0.2.50"}})")) ==
+        std::vector<std::string>{"/anytun/relay/open_tunnel: open tunnel mode needs "
+                                 "/anytun/relay/tun: replies to the NAT addresses are routed "
+                                 "into it"});
+  CHECK(errors_of(relay_only(R"({"tun": {}, "open_tunnel": {"address4": "192.0.2.50"}})")).empty());
+}
+
 TEST_CASE("relay config: a client's connection takes no relay-side keys", "[relay_daemon]") {
   const std::string cc = "/anytun/client/connection";
   const std::vector<std::pair<std::string, std::string>> rows = {

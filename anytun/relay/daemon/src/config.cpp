@@ -729,6 +729,15 @@ void check_connections(ObjectReader& r, const std::vector<ReadConnection>& conne
       error_at(r.errors(), rc.path + "/relay_mode",
                fmt::format("relay mode needs {}", r.path_of("relay_mode")));
   }
+  // The NAT addresses are routed into the TUN even before a connection uses them; said once, at
+  // a connection when one uses open tunnel mode.
+  const bool used = std::any_of(connections.begin(), connections.end(),
+                                [](const ReadConnection& rc) { return rc.config.open_tunnel; });
+  if (ok.open_tunnel_present && !ok.tun_present && !used)
+    error_at(
+        r.errors(), r.path_of("open_tunnel"),
+        fmt::format("open tunnel mode needs {}: replies to the NAT addresses are routed into it",
+                    r.path_of("tun")));
 }
 
 RelayConfig read_relay(ObjectReader& r) {

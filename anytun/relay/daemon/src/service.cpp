@@ -22,6 +22,9 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "bindings.hpp"
+#include "client_bindings.hpp"
+#include "open_tunnel.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
@@ -187,6 +190,12 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
   std::uint64_t receive_errors = 0;  // socket or device read errors
   std::uint64_t state_errors = 0;    // state file writes that failed
 
+  // The modes' parts, when configured: a relay's open tunnel routes and relay bindings, a
+  // client's bindings.
+  std::unique_ptr<OpenTunnel> open_tunnel;
+  std::unique_ptr<RelayBindings> relay_bindings;
+  std::optional<ClientBindings> client_bindings;
+
   Impl(asio::io_context& io_, std::string component, relay::EngineOptions options,
        std::optional<std::string> state_file)
       : io{io_},
@@ -219,16 +228,21 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
                const relay::control::Message& message) override {
     namespace ctl = relay::control;
     if (is_client) {
+      const auto note = client_bindings ? client_bindings->answer(message, now()) : std::nullopt;
       if (const auto* e = std::get_if<ctl::Error>(&message.body))
-        log.warn("relay refused request {}: {}", message.request, e->reason);
+        log.warn("relay refused request {}: {}", message.request, note.value_or(e->reason));
+      else if (note)
+        log.info("{}", *note);
       return;
     }
-    (void)from;
     ctl::Message answer{message.request, ctl::Error{ctl::Code::Unavailable, "not offered here"}};
     if (std::holds_alternative<ctl::Locate>(message.body) && tcp)
       answer.body = ctl::Located{tcp->advertise.value_or(tcp->listen)};
     else if (std::holds_alternative<ctl::Locate>(message.body))
       answer.body = ctl::Error{ctl::Code::Unavailable, "no TCP transport on this node"};
+    else if (relay_bindings && RelayBindings::handles(message.body))
+      answer.body =
+          relay_bindings->answer(mux, engine.spec(mux)->relay_mode, from.endpoint, message, now());
     else if (!std::holds_alternative<ctl::Allocate>(message.body) &&
              !std::holds_alternative<ctl::Refresh>(message.body) &&
              !std::holds_alternative<ctl::Release>(message.body))
@@ -344,9 +358,23 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
     tick_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || self->stopped) return;
       self->engine.tick(now());
+      if (self->relay_bindings)
+        self->relay_bindings->tick(now(), [&](std::uint16_t mux) {
+          const auto* spec = self->engine.spec(mux);
+          return spec && spec->relay_mode;
+        });
+      self->send_binding_requests();
       if (!self->seqs.update(self->engine)) ++self->state_errors;
       self->schedule_tick();
     });
+  }
+
+  // A client's binding requests that are due, over its connection.
+  void send_binding_requests() {
+    if (!client_bindings) return;
+    for (const auto& m : client_bindings->due(now()))
+      (void)engine.send_control(engine.muxes().front(), m, *this);
+    flush();
   }
 
   std::optional<std::string> add_connection(const ConnectionConfig& c) {
@@ -416,6 +444,12 @@ Service::~Service() {
 
 void Service::stop() noexcept {
   if (!impl_ || impl_->stopped) return;
+  if (impl_->client_bindings) {  // best effort: the relay would let them expire anyway
+    for (const auto& m : impl_->client_bindings->release_all())
+      (void)impl_->engine.send_control(impl_->engine.muxes().front(), m, *impl_);
+    impl_->flush();
+  }
+  if (impl_->relay_bindings) impl_->relay_bindings->stop();
   impl_->stopped = true;
   impl_->tick_timer.cancel();
   for (auto& w : impl_->socket_waits) {
@@ -454,6 +488,17 @@ boost::system::result<std::unique_ptr<Service>, std::string> Service::start_rela
   if (auto error = impl->open_sockets(config.listen)) return *error;
   if (config.tun)
     if (auto error = impl->open_tun(*config.tun)) return *error;
+  if (config.open_tunnel) {
+    auto open_tunnel = OpenTunnel::start(*config.open_tunnel, impl->tun_name, impl->log);
+    if (!open_tunnel) return open_tunnel.error();
+    impl->open_tunnel = std::move(*open_tunnel);
+    impl->open_tunnel->register_metrics(counters, *impl->engine.nat());
+  }
+  if (config.relay_mode) {
+    impl->relay_bindings =
+        std::make_unique<RelayBindings>(io, *config.relay_mode, random_u64(), impl->log);
+    impl->relay_bindings->register_metrics(counters);
+  }
   if (!impl->seqs.update(impl->engine)) return std::string{"state file: cannot write it"};
   impl->register_metrics(counters);
   impl->start_loops();
@@ -483,9 +528,12 @@ boost::system::result<std::unique_ptr<Service>, std::string> Service::start_clie
   if (auto error = impl->open_sockets({any})) return *error;
   if (config.tun)
     if (auto error = impl->open_tun(*config.tun)) return *error;
+  if (!config.bindings.empty())
+    impl->client_bindings.emplace(config.bindings, static_cast<std::uint32_t>(random_u64()));
   if (!impl->seqs.update(impl->engine)) return std::string{"state file: cannot write it"};
   impl->register_metrics(counters);
   impl->start_loops();
+  impl->send_binding_requests();
   impl->log.info("client of {} (MUX {}) from UDP {}{}", config.server.to_string(),
                  config.connection.mux, impl->sockets.front().local().to_string(),
                  impl->tun_name.empty() ? "" : ", TUN " + impl->tun_name);
@@ -514,6 +562,8 @@ json::object Service::status() const {
   o["receive_errors"] = i.receive_errors;
   o["state_file_errors"] = i.state_errors;
   if (const auto* nat = i.engine.nat()) o["nat_mappings"] = nat->size();
+  if (i.open_tunnel) o["open_tunnel"] = i.open_tunnel->status(i.engine.nat());
+  if (i.relay_bindings) o["relay_mode"] = i.relay_bindings->status();
   return o;
 }
 
@@ -542,6 +592,13 @@ void Service::add_routes(platform::Router& router) {
       return platform::Response::error(404, fmt::format("no connection with MUX {}", mux));
     return platform::Response::json(impl_->client_json(static_cast<std::uint16_t>(mux)));
   });
+  if (impl_->relay_bindings || impl_->client_bindings)
+    router.get("/bindings", [this](const platform::Request&) {
+      const auto t = Impl::now();
+      return platform::Response::json(
+          json::object{{"bindings", impl_->relay_bindings ? impl_->relay_bindings->list(t)
+                                                          : impl_->client_bindings->list(t)}});
+    });
 }
 
 }  // namespace relay_daemon

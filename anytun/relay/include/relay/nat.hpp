@@ -57,8 +57,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "core/address.hpp"
@@ -92,6 +94,18 @@ struct NatMapping {
   std::uint16_t external_port = 0;
   std::uint64_t packets_out = 0;
   std::uint64_t packets_in = 0;
+};
+
+// What the translation did since it was made, for the operator: packets translated each way,
+// mappings made and expired, and refused packets by reason (relay::to_string names: table_full,
+// ports_exhausted, not_allowed, unsupported, not_ip; unknown_mapping inbound).
+struct NatStats {
+  std::uint64_t outbound = 0;
+  std::uint64_t inbound = 0;  // replies and translated ICMP errors
+  std::uint64_t created = 0;
+  std::uint64_t expired = 0;
+  std::map<std::string_view, std::uint64_t> refused_outbound;
+  std::map<std::string_view, std::uint64_t> refused_inbound;
 };
 
 class SourceNat {
@@ -131,6 +145,7 @@ class SourceNat {
   std::size_t size_of(std::uint16_t mux) const noexcept;
   // Every mapping, in no particular order (diagnostics).
   std::vector<NatMapping> mappings() const;
+  const NatStats& stats() const noexcept;
 
  private:
   struct Impl;
