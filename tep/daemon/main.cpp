@@ -63,19 +63,19 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "{}: {}\n", *config_file, error);
     return platform::kExitConfig;
   }
-  if (args.check_only) {
-    fmt::print("{}: valid ({} TEPs; {}: {} pool prefixes, server {})\n", *config_file, teps->size(),
-               config->name, config->pool.size(), config->server.address);
-    return 0;
-  }
-
   // POST /reload and SIGHUP restart the daemon in this process with the file's new content (the
-  // same --name).
+  // same --name). Loading also reads the relay this TEP hosts, if any.
   const auto load = [name](std::string_view document) {
     return tep_daemon::load_config(document, name);
   };
   auto loaded = load(*text);
   if (!loaded) platform::exit_with_config_errors(*config_file, loaded.error());
+  if (args.check_only) {
+    fmt::print("{}: valid ({} TEPs; {}: {} pool prefixes, server {}{})\n", *config_file,
+               teps->size(), config->name, config->pool.size(), config->server.address,
+               loaded->config.relay ? ", hosts relay " + loaded->config.relay->name : "");
+    return 0;
+  }
   platform::Restarter<tep_daemon::Config> restarter{"tep", config_file, load};
   auto ready_fd = args.ready_fd;  // the first generation's only
   return restarter.run(

@@ -35,6 +35,7 @@
 #include "platform/netlink.hpp"
 #include "platform/signals.hpp"
 #include "platform/tun.hpp"
+#include "relay_daemon/service.hpp"
 #include "tep/engine.hpp"
 #include "tep_bpf/fast_path.hpp"
 #include "tep_io/data_path.hpp"
@@ -169,6 +170,9 @@ struct Daemon::Impl final : tep::Engine::Sink,
   asio::steady_timer retry_timer;
   asio::steady_timer heartbeat_timer;
 
+  // The anycast relay hosted here (config.relay), on this io_context; its routes are under /relay
+  // on the control socket, which is declared after it and so goes first.
+  std::unique_ptr<relay_daemon::Service> relay;
   std::unique_ptr<platform::ControlServer> control;
   std::optional<platform::SignalWatch> signals;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -672,6 +676,7 @@ struct Daemon::Impl final : tep::Engine::Sink,
     o["queue"] = std::move(queue);
     o["counters"] = counters_json();
     o["backend"] = fast_path ? "bpf" : "user";
+    o["relay"] = config.relay ? json::value(config.relay->name) : json::value(nullptr);
     platform::add_life_to_status(o, options.restarter ? options.restarter->life() : own_life);
     if (fast_path) {
       json::object fp;
@@ -767,6 +772,12 @@ struct Daemon::Impl final : tep::Engine::Sink,
       });
     });
     r.post("/reload", with([](Impl& d, const platform::Request&) { return d.reload(); }));
+    if (relay) {
+      r.get("/relay/status", with([](Impl& d, const platform::Request&) {
+              return platform::Response::json(d.relay->status());
+            }));
+      relay->add_routes(r, "/relay");
+    }
     return r;
   }
 
@@ -802,6 +813,7 @@ struct Daemon::Impl final : tep::Engine::Sink,
     tun.reset();
     tunnel.reset();
     if (control) control->stop();
+    if (relay) relay->stop();
     if (signals) signals->cancel();
   }
 };
@@ -819,7 +831,20 @@ platform::ConfigResult<platform::LoadedConfig<Config>> load_config(std::string_v
   auto json = platform::parse_json(document);
   if (!json) return {boost::system::in_place_error, json.error()};
   const auto index = static_cast<std::size_t>(chosen - teps->data());
-  return platform::LoadedConfig<Config>{*chosen, json->at("tep").at(index)};
+  platform::LoadedConfig<Config> loaded{*chosen, json->at("tep").at(index)};
+  // The relay this TEP hosts, read (and checked) by the relay's own parser. Its section joins
+  // the TEP's in what a reload compares, so that a change to either restarts both.
+  const auto* host = json->as_object().if_contains("anytun");
+  host = host && host->is_object() ? host->as_object().if_contains("relay") : nullptr;
+  host = host && host->is_object() ? host->as_object().if_contains("hosted_by_tep") : nullptr;
+  if (host && host->is_string() && host->as_string() == chosen->name) {
+    auto anytun = relay_daemon::parse_config_document(document);
+    if (!anytun) return {boost::system::in_place_error, anytun.error()};
+    loaded.config.relay = anytun->relay;
+    loaded.section =
+        json::object{{"tep", std::move(loaded.section)}, {"relay", json->at("anytun").at("relay")}};
+  }
+  return loaded;
 }
 
 Daemon::Daemon(std::shared_ptr<Impl> impl) : impl_{std::move(impl)} {}
@@ -833,6 +858,11 @@ boost::system::result<std::unique_ptr<Daemon>, std::string> Daemon::start(asio::
                                                                           DaemonOptions options) {
   auto d = std::make_shared<Impl>(io, std::move(config), std::move(options));
   if (auto error = d->open_data_plane()) return *error;
+  if (d->config.relay) {
+    auto relay = relay_daemon::Service::start_relay(io, *d->config.relay, d->counters);
+    if (!relay) return fmt::format("relay {}: {}", d->config.relay->name, relay.error());
+    d->relay = std::move(*relay);
+  }
 
   const auto dir = std::filesystem::path{d->config.control_socket}.parent_path();
   std::error_code ec;

@@ -71,13 +71,13 @@ constexpr std::string_view kFull = R"({
       "relay_mode": {"addresses": ["192.0.2.60", "2001:db8:100::60"], "ports": [41000, 41999],
                      "max_bindings": 500, "max_bindings_per_client": 5, "max_lifetime": 300},
       "tcp": {"listen": "[::]:4445", "advertise": "[2001:db8:100::1]:4445",
-              "max_connections": 50},
+              "max_connections": 50, "idle_timeout": 120},
       "cluster": {"listen": "[2001:db8:100::1]:4446",
                   "peers": ["[2001:db8:100::2]:4446", "192.0.2.2:4446"],
                   "secret": "cluster-secret-of-thirty-two-b!!"},
       "anytun_sync": {"listen": "[::1]:4447"},
       "state_file": "/var/lib/satp-relay/state",
-      "hosted_by_tep": true,
+      "hosted_by_tep": "tep-a",
       "control_socket": "/run/test/relay.sock"
     },
     "client": {
@@ -95,7 +95,7 @@ constexpr std::string_view kFull = R"({
     }
   },
   "dstm_server": {"anything": 1},
-  "tep": [1, 2],
+  "tep": [{"name": "tep-a"}, 2],
   "client": null,
   "web": {},
   "anycast": "x",
@@ -154,15 +154,17 @@ Config full_config() {
       .max_bindings = 500,
       .max_bindings_per_client = 5,
       .max_lifetime = 300};
-  r.tcp = relay_daemon::TcpConfig{
-      .listen = ep("[::]:4445"), .advertise = ep("[2001:db8:100::1]:4445"), .max_connections = 50};
+  r.tcp = relay_daemon::TcpConfig{.listen = ep("[::]:4445"),
+                                  .advertise = ep("[2001:db8:100::1]:4445"),
+                                  .max_connections = 50,
+                                  .idle_timeout = 120};
   r.cluster =
       relay_daemon::ClusterConfig{.listen = ep("[2001:db8:100::1]:4446"),
                                   .peers = {ep("[2001:db8:100::2]:4446"), ep("192.0.2.2:4446")},
                                   .secret = std::string{kSecret}};
   r.anytun_sync = relay_daemon::AnytunSyncConfig{.listen = ep("[::1]:4447")};
   r.state_file = "/var/lib/satp-relay/state";
-  r.hosted_by_tep = true;
+  r.hosted_by_tep = "tep-a";
   r.control_socket = "/run/test/relay.sock";
 
   ClientConfig c;
@@ -261,7 +263,7 @@ TEST_CASE("relay config: absent keys take the documented defaults", "[relay_daem
     CHECK(r->relay->sender_id == 1);
     CHECK(r->relay->connections.empty());
     CHECK(r->relay->control_socket == "/run/dstm/satp-relay.sock");
-    CHECK_FALSE(r->relay->hosted_by_tep);
+    CHECK_FALSE(r->relay->hosted_by_tep.has_value());
     CHECK_FALSE(r->relay->state_file.has_value());
   }
   SECTION("a connection: anytun's cipher suite, left, window 1024, no remote") {
@@ -317,7 +319,8 @@ TEST_CASE("relay config: absent keys take the documented defaults", "[relay_daem
                                         .max_lifetime = 600});
     CHECK(relay.tcp == relay_daemon::TcpConfig{.listen = ep("192.0.2.1:4445"),
                                                .advertise = std::nullopt,
-                                               .max_connections = 1024});
+                                               .max_connections = 1024,
+                                               .idle_timeout = 60});
     CHECK(relay.cluster == relay_daemon::ClusterConfig{.listen = ep("192.0.2.1:4446"),
                                                        .peers = {},
                                                        .secret = "sixteen-bytes-ok"});
@@ -388,6 +391,8 @@ TEST_CASE("relay config: the limits of each range are accepted", "[relay_daemon]
       {"/anytun/relay/relay_mode/max_lifetime", "86400"},
       {"/anytun/relay/tcp/listen", R"("[2001:db8:100::1]:0")"},
       {"/anytun/relay/tcp/max_connections", "65536"},
+      {"/anytun/relay/tcp/idle_timeout", "20"},
+      {"/anytun/relay/tcp/idle_timeout", "86400"},
       {"/anytun/relay/cluster/listen", R"("192.0.2.1:0")"},
       {"/anytun/relay/cluster/secret", json_string(std::string(16, 's'))},
       {"/anytun/relay/cluster/secret", json_string(std::string(256, 's'))},
@@ -736,6 +741,9 @@ TEST_CASE("relay config: each mistake is reported at its JSON pointer", "[relay_
       {"/anytun/relay/tcp/max_connections",
        "0",
        {"/anytun/relay/tcp/max_connections: must be between 1 and 65536, got 0"}},
+      {"/anytun/relay/tcp/idle_timeout",
+       "19",
+       {"/anytun/relay/tcp/idle_timeout: must be between 20 and 86400, got 19"}},
       {"/anytun/relay/cluster/listen",
        "",
        {"/anytun/relay/cluster/listen: missing required value"}},
@@ -771,8 +779,23 @@ TEST_CASE("relay config: each mistake is reported at its JSON pointer", "[relay_
        R"("/var/lib/")",
        {"/anytun/relay/state_file: must be an absolute path to a file, at most 4096 bytes"}},
       {"/anytun/relay/hosted_by_tep",
-       R"("yes")",
-       {"/anytun/relay/hosted_by_tep: expected a boolean, got a string"}},
+       "true",
+       {"/anytun/relay/hosted_by_tep: expected a string, got a boolean"}},
+      {"/anytun/relay/hosted_by_tep",
+       R"("")",
+       {"/anytun/relay/hosted_by_tep: must be a TEP's name, 1..64 characters"}},
+      {"/anytun/relay/hosted_by_tep",
+       json_string(std::string(65, 't')),
+       {"/anytun/relay/hosted_by_tep: must be a TEP's name, 1..64 characters"}},
+      // The TEP must be one of the document's.
+      {"/anytun/relay/hosted_by_tep",
+       R"("tep-b")",
+       {"/anytun/relay/hosted_by_tep: no TEP named 'tep-b' in /tep"}},
+      {"/tep", "", {"/anytun/relay/hosted_by_tep: no TEP named 'tep-a' in /tep"}},
+      {"/tep",
+       R"([{"name": "tep-b"}, {"name": 7}])",
+       {"/anytun/relay/hosted_by_tep: no TEP named 'tep-a' in /tep"}},
+      {"/anytun/relay/hosted_by_tep", "", {}},  // absent: satp-relay runs it
       {"/anytun/relay/control_socket",
        R"("relay.sock")",
        {"/anytun/relay/control_socket: must be an absolute path of at most 107 bytes"}},

@@ -31,6 +31,7 @@ constexpr std::size_t kMaxPeers = 16;
 constexpr std::size_t kMaxBindings = 64;
 constexpr std::size_t kMinSecret = 16;
 constexpr std::size_t kMaxSecret = 256;
+constexpr std::size_t kMaxTepName = 64;
 constexpr std::size_t kMaxPassphrase = 1024;
 constexpr std::size_t kMaxTable = 1'048'576;  // NAT mappings, relay bindings
 constexpr std::uint32_t kMinIpv6Mtu = 1280;   // RFC 8200 section 5
@@ -564,6 +565,9 @@ TcpConfig read_tcp(ObjectReader& r) {
                                      t.listen.to_string()));
   t.max_connections =
       r.optional_integer<std::size_t>("max_connections", 1, 65'536).value_or(t.max_connections);
+  // Above the client's keepalive (15 s), so that a quiet client keeps its stream.
+  t.idle_timeout =
+      r.optional_integer<std::uint32_t>("idle_timeout", 20, 86'400).value_or(t.idle_timeout);
   return t;
 }
 
@@ -798,7 +802,9 @@ RelayConfig read_relay(ObjectReader& r) {
   ok.anytun_sync_ok = c.anytun_sync && anytun_sync_clean.ok();
 
   c.state_file = read_state_file(r);
-  c.hosted_by_tep = r.optional_boolean("hosted_by_tep").value_or(false);
+  c.hosted_by_tep = r.optional_string("hosted_by_tep");
+  if (c.hosted_by_tep && (c.hosted_by_tep->empty() || c.hosted_by_tep->size() > kMaxTepName))
+    r.error("hosted_by_tep", fmt::format("must be a TEP's name, 1..{} characters", kMaxTepName));
   if (auto s = r.optional_string("control_socket")) {
     c.control_socket = std::move(*s);
     check_socket_path(r, "control_socket", c.control_socket);
@@ -883,13 +889,30 @@ Config read_anytun(ObjectReader& r) {
   return c;
 }
 
+// The TEP named by hosted_by_tep must be one of the document's, or no tep daemon would run the
+// relay. Only names are looked at: the "tep" section itself is the tep daemon's to check.
+void check_host(ObjectReader& root, const Config& c) {
+  if (!c.relay || !c.relay->hosted_by_tep) return;
+  const auto& name = *c.relay->hosted_by_tep;
+  if (name.empty() || name.size() > kMaxTepName) return;  // reported where it was read
+  if (const auto* teps = root.raw("tep"); teps && teps->is_array())
+    for (const auto& t : teps->as_array())
+      if (const auto* o = t.if_object())
+        if (const auto* n = o->if_contains("name"); n && n->is_string() && n->as_string() == name)
+          return;
+  root.errors().push_back(
+      {"/anytun/relay/hosted_by_tep", fmt::format("no TEP named '{}' in /tep", name)});
+}
+
 }  // namespace
 
 platform::ConfigResult<Config> parse_config_document(std::string_view json) {
   return platform::parse_config(json, [](ObjectReader& root) {
     for (const char* other : {"dstm_server", "tep", "client", "web", "anycast", "system"})
       root.ignore(other);
-    return root.object("anytun", read_anytun);
+    auto c = root.object("anytun", read_anytun);
+    check_host(root, c);
+    return c;
   });
 }
 

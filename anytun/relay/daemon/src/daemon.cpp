@@ -83,9 +83,12 @@ boost::system::result<std::unique_ptr<Daemon>, std::string> Daemon::start(
   auto d = std::make_unique<Impl>();
   const bool run_relay = config.relay && !config.relay->hosted_by_tep;
   if (!run_relay && !config.client)
-    return std::string{
-        "nothing to run: /anytun/relay is hosted by the tep daemon and there is no "
-        "/anytun/client"};
+    return fmt::format(
+        "nothing to run: /anytun/relay is hosted by TEP '{}' and there is no /anytun/client",
+        *config.relay->hosted_by_tep);
+  if (config.relay && !run_relay)
+    d->log.info("/anytun/relay is hosted by TEP '{}': only the client runs here",
+                *config.relay->hosted_by_tep);
   // One service and its control socket; the error says which failed.
   const auto start = [&](auto started, const std::string& socket, std::unique_ptr<Service>& service,
                          std::unique_ptr<ServiceControl>& control) -> std::optional<std::string> {

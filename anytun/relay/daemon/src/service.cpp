@@ -31,6 +31,7 @@
 #include "platform/netlink.hpp"
 #include "platform/tun.hpp"
 #include "relay/engine.hpp"
+#include "tcp.hpp"
 #include "tep_io/data_path.hpp"
 #include "udp.hpp"
 
@@ -164,7 +165,8 @@ class SeqStore {
 
 struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
                        relay::Sink,
-                       tep::io::PacketConsumer {
+                       tep::io::PacketConsumer,
+                       TcpTransport::Handler {
   asio::io_context& io;
   platform::Logger log;
   bool is_client = false;
@@ -189,6 +191,10 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
   std::uint64_t no_socket = 0;       // packets for a peer of a family no socket serves
   std::uint64_t receive_errors = 0;  // socket or device read errors
   std::uint64_t state_errors = 0;    // state file writes that failed
+  std::uint64_t udp_rx = 0;          // datagrams received
+  // SATP over TCP (/anytun/relay/tcp, or a client with transport tcp).
+  std::unique_ptr<TcpTransport> tcp_transport;
+  std::unique_ptr<TcpClient> tcp_client;
 
   // The modes' parts, when configured: a relay's open tunnel routes and relay bindings, a
   // client's bindings.
@@ -208,6 +214,10 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
   // ---- relay::Sink ----
 
   void to_peer(const relay::Peer& peer, core::Bytes packet) override {
+    if (peer.stream != 0) {
+      if (tcp_transport) (void)tcp_transport->send(peer.stream, packet);  // a drop is counted
+      return;
+    }
     for (auto& s : sockets)
       if (s.is_v4() == peer.endpoint.is_v4()) {
         s.queue(peer.endpoint, packet);
@@ -228,6 +238,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
                const relay::control::Message& message) override {
     namespace ctl = relay::control;
     if (is_client) {
+      if (tcp_client) tcp_client->control(message);
       const auto note = client_bindings ? client_bindings->answer(message, now()) : std::nullopt;
       if (const auto* e = std::get_if<ctl::Error>(&message.body))
         log.warn("relay refused request {}: {}", message.request, note.value_or(e->reason));
@@ -237,7 +248,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
     }
     ctl::Message answer{message.request, ctl::Error{ctl::Code::Unavailable, "not offered here"}};
     if (std::holds_alternative<ctl::Locate>(message.body) && tcp)
-      answer.body = ctl::Located{tcp->advertise.value_or(tcp->listen)};
+      answer.body = ctl::Located{tcp->advertise.value_or(*tcp_transport->listening())};
     else if (std::holds_alternative<ctl::Locate>(message.body))
       answer.body = ctl::Error{ctl::Code::Unavailable, "no TCP transport on this node"};
     else if (relay_bindings && RelayBindings::handles(message.body))
@@ -261,6 +272,30 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
   }
   void flush() override {
     for (auto& s : sockets) s.flush();
+    if (tcp_transport) tcp_transport->flush();
+  }
+
+  // ---- TcpTransport::Handler ----
+
+  bool tcp_frame(const relay::Peer& from, core::MutableBytes packet) override {
+    const auto header = satp::read_header(packet);
+    const auto* stats = header ? engine.stats(header->mux) : nullptr;
+    const auto opened = stats ? stats->rx_packets : 0;
+    engine.from_network(from, packet, 0, packet.size(), *this, now());
+    return stats && stats->rx_packets != opened;
+  }
+  void tcp_frames_done() override {
+    if (tun_writer) tun_writer->flush();
+    flush();
+  }
+  void tcp_closed(const relay::Peer& peer) override {
+    if (tcp_client) {
+      tcp_client->closed(peer);
+      return;
+    }
+    // The stream was its peer: the connection waits for the client's next packet.
+    for (const auto mux : engine.muxes())
+      if (engine.peer(mux) == peer) engine.set_peer(mux, std::nullopt);
   }
 
   // ---- setup ----
@@ -303,6 +338,30 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
     return std::nullopt;
   }
 
+  std::optional<std::string> open_tcp(const TcpConfig& config) {
+    tcp_transport = std::make_unique<TcpTransport>(
+        io, *this,
+        TcpOptions{.max_streams = config.max_connections,
+                   .send_queue_bytes = TcpOptions{}.send_queue_bytes,
+                   .idle_timeout = std::chrono::seconds{config.idle_timeout}});
+    const auto bound = tcp_transport->listen(config.listen);
+    if (!bound)
+      return fmt::format("TCP {}: {}", config.listen.to_string(), bound.error().message());
+    return std::nullopt;
+  }
+
+  // The client's stream: one at a time; three keepalives unanswered end it.
+  void open_tcp_client(const ClientConfig& config) {
+    tcp_transport =
+        std::make_unique<TcpTransport>(io, *this,
+                                       TcpOptions{.max_streams = 1,
+                                                  .send_queue_bytes = TcpOptions{}.send_queue_bytes,
+                                                  .idle_timeout = std::chrono::seconds{45}});
+    tcp_client =
+        std::make_unique<TcpClient>(io, engine, *this, *tcp_transport, config.connection.mux,
+                                    config.server, [this] { flush(); });
+  }
+
   void start_loops() {
     auto self = shared_from_this();
     for (std::size_t i = 0; i < sockets.size(); ++i)
@@ -327,9 +386,13 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
         }
         if (*n == 0) break;
         const auto t = now();
-        for (std::size_t i = 0; i < *n; ++i)
+        udp_rx += *n;
+        for (std::size_t i = 0; i < *n; ++i) {
+          if (tcp_client && !tcp_client->admit_udp()) continue;
           engine.from_network(relay::Peer{sources[i], 0}, batch.frame(i), batch.offset(i),
                               batch.length(i), *this, t);
+        }
+        if (tcp_client) tcp_client->restore_peer();
         if (tun_writer) tun_writer->flush();
         flush();
       }
@@ -434,6 +497,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
                         });
     counters.gauge_fn("satp_connections", "SATP connections known", labels,
                       [this] { return static_cast<std::int64_t>(engine.muxes().size()); });
+    if (tcp_transport) tcp_transport->register_metrics(counters, role);
   }
 };
 
@@ -452,6 +516,8 @@ void Service::stop() noexcept {
   if (impl_->relay_bindings) impl_->relay_bindings->stop();
   impl_->stopped = true;
   impl_->tick_timer.cancel();
+  if (impl_->tcp_client) impl_->tcp_client->stop();
+  if (impl_->tcp_transport) impl_->tcp_transport->stop();
   for (auto& w : impl_->socket_waits) {
     boost::system::error_code ignored;
     w->cancel(ignored);
@@ -499,11 +565,14 @@ boost::system::result<std::unique_ptr<Service>, std::string> Service::start_rela
         std::make_unique<RelayBindings>(io, *config.relay_mode, random_u64(), impl->log);
     impl->relay_bindings->register_metrics(counters);
   }
+  if (config.tcp)
+    if (auto error = impl->open_tcp(*config.tcp)) return *error;
   if (!impl->seqs.update(impl->engine)) return std::string{"state file: cannot write it"};
   impl->register_metrics(counters);
   impl->start_loops();
   std::string endpoints;
   for (const auto& s : impl->sockets) endpoints += " " + s.local().to_string();
+  if (impl->tcp_transport) endpoints += ", TCP " + impl->tcp_transport->listening()->to_string();
   impl->log.info("relay {} (sender id {}) serving {} connections on UDP{}{}", config.name,
                  config.sender_id, config.connections.size(), endpoints,
                  impl->tun_name.empty() ? "" : ", TUN " + impl->tun_name);
@@ -530,10 +599,12 @@ boost::system::result<std::unique_ptr<Service>, std::string> Service::start_clie
     if (auto error = impl->open_tun(*config.tun)) return *error;
   if (!config.bindings.empty())
     impl->client_bindings.emplace(config.bindings, static_cast<std::uint32_t>(random_u64()));
+  if (config.transport == Transport::Tcp) impl->open_tcp_client(config);
   if (!impl->seqs.update(impl->engine)) return std::string{"state file: cannot write it"};
   impl->register_metrics(counters);
   impl->start_loops();
   impl->send_binding_requests();
+  if (impl->tcp_client) impl->tcp_client->start();
   impl->log.info("client of {} (MUX {}) from UDP {}{}", config.server.to_string(),
                  config.connection.mux, impl->sockets.front().local().to_string(),
                  impl->tun_name.empty() ? "" : ", TUN " + impl->tun_name);
@@ -561,6 +632,19 @@ json::object Service::status() const {
   o["drops"] = std::move(drops);
   o["receive_errors"] = i.receive_errors;
   o["state_file_errors"] = i.state_errors;
+  std::uint64_t udp_sent = 0;
+  for (const auto& s : i.sockets) udp_sent += s.sent();
+  o["udp_rx_packets"] = i.udp_rx;
+  o["udp_tx_packets"] = udp_sent;
+  if (i.is_client) o["transport"] = i.tcp_client ? "tcp" : "udp";
+  if (i.tcp_transport) {
+    auto tcp = i.tcp_transport->status();
+    if (i.tcp && i.tcp_transport->listening())
+      tcp["advertise"] = i.tcp->advertise.value_or(*i.tcp_transport->listening()).to_string();
+    if (i.tcp_client)
+      for (const auto& [key, value] : i.tcp_client->status()) tcp[key] = value;
+    o["tcp"] = std::move(tcp);
+  }
   if (const auto* nat = i.engine.nat()) o["nat_mappings"] = nat->size();
   if (i.open_tunnel) o["open_tunnel"] = i.open_tunnel->status(i.engine.nat());
   if (i.relay_bindings) o["relay_mode"] = i.relay_bindings->status();
@@ -579,11 +663,11 @@ std::vector<relay::Endpoint> Service::udp_endpoints() const {
   return out;
 }
 
-void Service::add_routes(platform::Router& router) {
-  router.get("/clients", [this](const platform::Request&) {
+void Service::add_routes(platform::Router& router, const std::string& prefix) {
+  router.get(prefix + "/clients", [this](const platform::Request&) {
     return platform::Response::json(json::object{{"clients", clients()}});
   });
-  router.get("/clients/{mux}", [this](const platform::Request& request) {
+  router.get(prefix + "/clients/{mux}", [this](const platform::Request& request) {
     unsigned mux = 0;
     const auto text = std::string{*request.param("mux")};
     if (std::sscanf(text.c_str(), "%u", &mux) != 1 || mux > 0xffff || std::to_string(mux) != text)

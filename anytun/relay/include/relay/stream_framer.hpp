@@ -42,8 +42,9 @@ class StreamFramer {
 
   // Appends received bytes (see above for the bound).
   void feed(core::Bytes bytes);
-  // The next complete frame (a view valid until the next feed() or next()), nullopt when none is
-  // complete yet. Check error() when nullopt.
+  // The next complete frame, nullopt when none is complete yet (check error() then). A view
+  // valid until the next feed(): the frames of one read can all be used until then (opened in
+  // place, queued for a batched write).
   std::optional<core::MutableBytes> next() noexcept;
   const boost::system::error_code& error() const noexcept { return error_; }
   // Unconsumed bytes held.

@@ -11,6 +11,7 @@
 
 #include "core/address.hpp"
 #include "platform/config.hpp"
+#include "relay_daemon/config.hpp"
 #include "tep/binding_table.hpp"
 #include "tep/miss_queue.hpp"
 #include "tep_io/backend.hpp"
@@ -43,6 +44,9 @@ struct Config {
   tep::MissQueueLimits miss_queue{};
   std::uint32_t icmp_rate = 100;  // ICMP errors per second (burst: the same number)
   std::string control_socket;     // default /run/appl/<name>.sock
+  // The anycast relay this TEP hosts: the document's /anytun/relay when its hosted_by_tep names
+  // this TEP (set by load_config, not by parse_config_document).
+  std::optional<relay_daemon::RelayConfig> relay;
 };
 
 // Every TEP of the document's "tep" section. The other daemons' sections are ignored.

@@ -75,6 +75,7 @@ struct TcpConfig {
   relay::Endpoint listen;                    // the node's unicast TCP endpoint
   std::optional<relay::Endpoint> advertise;  // what Located says; listen by default
   std::size_t max_connections = 1024;
+  std::uint32_t idle_timeout = 60;  // seconds without an authenticated packet before a close
   bool operator==(const TcpConfig&) const = default;
 };
 
@@ -104,7 +105,9 @@ struct RelayConfig {
   // Where the next transmit sequence numbers are kept across restarts (no keystream reuse); none:
   // every start picks random ones.
   std::optional<std::string> state_file;
-  bool hosted_by_tep = false;  // the tep daemon runs this relay (satp-relay then refuses to)
+  // The TEP (its name in the document's "tep" array) whose daemon runs this relay; satp-relay
+  // then leaves it alone.
+  std::optional<std::string> hosted_by_tep;
   std::string control_socket = "/run/dstm/satp-relay.sock";
   bool operator==(const RelayConfig&) const = default;
 };

@@ -30,7 +30,7 @@ struct DaemonOptions {
 
 class Daemon {
  public:
-  // Starts what the config holds: the relay (unless hosted_by_tep: the tep daemon runs it then)
+  // Starts what the config holds: the relay (unless hosted_by_tep: that TEP's daemon runs it)
   // and the client. Ready once this returns; the error says what failed (also when nothing is
   // left to run).
   static boost::system::result<std::unique_ptr<Daemon>, std::string> start(

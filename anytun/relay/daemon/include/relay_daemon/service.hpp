@@ -41,8 +41,9 @@ class Service {
   // Closes sockets and the device; pending handlers finish without effect. Idempotent.
   void stop() noexcept;
 
-  // GET /status, GET /clients, GET /clients/{mux} (docs/anytun.md, control socket).
-  void add_routes(platform::Router& router);
+  // GET /clients, GET /clients/{mux} (docs/anytun.md, control socket), under `prefix` ("/relay"
+  // on the control socket of a tep daemon that hosts the relay). /status is the host's: status().
+  void add_routes(platform::Router& router, const std::string& prefix = "");
   boost::json::object status() const;
   boost::json::array clients() const;
   // The bound UDP endpoints (a configured port 0 shows the port the kernel chose).
