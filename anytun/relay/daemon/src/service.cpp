@@ -21,6 +21,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "cluster_node.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
@@ -170,6 +171,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
   tep::io::PacketBatch batch{kBatch};
   std::vector<relay::Endpoint> sources;
   asio::steady_timer tick_timer{io};
+  std::unique_ptr<ClusterNode> cluster;  // with /anytun/relay/cluster
   bool stopped = false;
   // Counted here, shown in /status and /metrics.
   std::uint64_t tun_drops = 0;       // packets for the TUN on a node without one
@@ -228,6 +230,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
 
   void peer_changed(std::uint16_t mux, const relay::Peer& peer) override {
     log.info("connection {}: peer is now {}", mux, peer.endpoint.to_string());
+    if (cluster) cluster->peer_changed(mux, peer);
   }
 
   // ---- tep::io::PacketConsumer (TUN reads) ----
@@ -335,6 +338,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
       if (ec || self->stopped) return;
       self->engine.tick(now());
       if (!self->seqs.update(self->engine)) ++self->state_errors;
+      if (self->cluster) self->cluster->tick();
       self->schedule_tick();
     });
   }
@@ -363,6 +367,10 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
       routes.push_back(json::value(prefix_text(r.prefix)));
     o["routes"] = std::move(routes);
     o["tx_seq"] = engine.tx_seq(mux);
+    // The replay window's high-water mark per sender id (what a cluster takeover carries over).
+    json::object marks;
+    for (const auto& [sender, max] : engine.rx_marks(mux)) marks[std::to_string(sender)] = max;
+    o["rx_marks"] = std::move(marks);
     o["open_tunnel"] = spec->open_tunnel;
     o["relay_mode"] = spec->relay_mode;
     return o;
@@ -408,6 +416,7 @@ void Service::stop() noexcept {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
   impl_->tick_timer.cancel();
+  if (impl_->cluster) impl_->cluster->stop();
   for (auto& w : impl_->socket_waits) {
     boost::system::error_code ignored;
     w->cancel(ignored);
@@ -445,6 +454,13 @@ boost::system::result<std::unique_ptr<Service>, std::string> Service::start_rela
   if (config.tun)
     if (auto error = impl->open_tun(*config.tun)) return *error;
   if (!impl->seqs.update(impl->engine)) return std::string{"state file: cannot write it"};
+  if (config.cluster) {
+    auto node =
+        ClusterNode::start(io, *config.cluster, {config.name, config.sender_id}, impl->engine,
+                           [seqs = &impl->seqs](std::uint16_t mux) { return seqs->start(mux); });
+    if (!node) return node.error();
+    impl->cluster = std::move(*node);
+  }
   impl->register_metrics(counters);
   impl->start_loops();
   std::string endpoints;
@@ -504,6 +520,7 @@ json::object Service::status() const {
   o["receive_errors"] = i.receive_errors;
   o["state_file_errors"] = i.state_errors;
   if (const auto* nat = i.engine.nat()) o["nat_mappings"] = nat->size();
+  if (i.cluster) o["cluster"] = i.cluster->status();
   return o;
 }
 
@@ -532,6 +549,10 @@ void Service::add_routes(platform::Router& router) {
       return platform::Response::error(404, fmt::format("no connection with MUX {}", mux));
     return platform::Response::json(impl_->client_json(static_cast<std::uint16_t>(mux)));
   });
+  if (impl_->cluster)
+    router.get("/cluster", [this](const platform::Request&) {
+      return platform::Response::json(impl_->cluster->status());
+    });
 }
 
 }  // namespace relay_daemon
