@@ -182,9 +182,10 @@ void transfer_across_move(ClusterLab& l, const char* mode, int from, int to, con
   CHECK(moved_at < kFailoverBytes);
 }
 
-// Sends `bytes` to r1's cluster port from x; whether r1 closed the connection (end of stream
-// or reset) within 5 s.
-bool closed_after(test::Lab& lab, const std::vector<std::uint8_t>& bytes) {
+// Sends `bytes` to r1's cluster port from x, then `trickle` one more byte a second; whether r1
+// closed the connection (end of stream or reset) within 5 s of the last byte.
+bool closed_after(test::Lab& lab, const std::vector<std::uint8_t>& bytes,
+                  const std::vector<std::uint8_t>& trickle = {}) {
   return lab.enter("x", [&] {
     const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(fd >= 0);
@@ -200,11 +201,25 @@ bool closed_after(test::Lab& lab, const std::vector<std::uint8_t>& bytes) {
         ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
             static_cast<ssize_t>(bytes.size())) {
       std::array<char, 4096> buffer{};
+      // While trickling, wake up at least every 200 ms (r1 sends keepalives, which wake us too).
+      const timeval tick{0, 200'000};
+      if (!trickle.empty()) ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+      std::size_t sent = 0;
+      auto next = std::chrono::steady_clock::now() + 1s;
       for (;;) {
         const auto n = ::recv(fd, buffer.data(), buffer.size(), 0);
-        if (n > 0) continue;  // r1's nonce frame
-        closed = n == 0 || errno == ECONNRESET;
-        break;
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+          closed = true;
+          break;
+        }
+        if (n < 0 && sent == trickle.size()) break;  // silence after the last byte
+        if (sent == trickle.size() || std::chrono::steady_clock::now() < next) continue;
+        if (::send(fd, &trickle[sent++], 1, MSG_NOSIGNAL) != 1) {
+          closed = errno == ECONNRESET || errno == EPIPE;
+          break;
+        }
+        next += 1s;
+        if (sent == trickle.size()) ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
       }
     }
     ::close(fd);
@@ -294,13 +309,22 @@ TEST_CASE("relay-cluster: garbage on the sync port closes that link and is count
   too_long[0] = 0xff;
   too_long[1] = 0xff;
 
+  // 4. A nonce, then a frame header, then its bytes one a second: never a Hello.
+  auto nonce = random_bytes(2 + 16 + 2, rng);
+  nonce[0] = 0x00;
+  nonce[1] = 0x10;
+  nonce[18] = 0x00;
+  nonce[19] = 0x40;
+  const auto slow = random_bytes(20, rng);
+
   CHECK(closed_after(l.lab, garbage));
   CHECK(closed_after(l.lab, junk));
   CHECK(closed_after(l.lab, too_long));
+  CHECK(closed_after(l.lab, nonce, slow));
   const auto status = await(*l.r1, "/status", [](const json::object& o) {
     const auto& errors = o.at("cluster").at("errors").as_object();
     return number(errors, "bad_nonce") == 1 && number(errors, "bad_tag") == 1 &&
-           number(errors, "framing") == 1;
+           number(errors, "framing") == 1 && number(errors, "handshake_timeout") == 1;
   });
   INFO(json::serialize(status));
 

@@ -45,6 +45,9 @@ constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 // has said nothing for kIdleTimeout is taken for dead.
 constexpr auto kKeepalive = std::chrono::seconds{1};
 constexpr auto kIdleTimeout = 5 * kKeepalive;
+// From accept or connect to the peer's Hello: a stranger that trickles bytes without the secret
+// does not keep an inbound slot for long.
+constexpr auto kHandshakeTimeout = kIdleTimeout;
 constexpr auto kConnectTimeout = std::chrono::seconds{5};
 constexpr auto kBackoffFirst = std::chrono::milliseconds{250};
 constexpr auto kBackoffMax = std::chrono::seconds{8};
@@ -100,8 +103,9 @@ struct LinkConn {
         link{secret, side_, fresh_nonce(), sender_id},
         side{side_},
         remote{remote_},
-        last_rx{Clock::now()},
-        last_tx{last_rx} {}
+        created{Clock::now()},
+        last_rx{created},
+        last_tx{created} {}
 
   tcp::socket socket;
   cluster::Link link;
@@ -115,6 +119,7 @@ struct LinkConn {
   std::vector<std::byte> pending;  // sealed frames not yet handed to the socket
   std::vector<std::byte> in_flight;
   std::size_t queue_limit = std::numeric_limits<std::size_t>::max();
+  Clock::time_point created;
   Clock::time_point last_rx;
   Clock::time_point last_tx;
   std::uint64_t records_in = 0;
@@ -376,6 +381,8 @@ struct ClusterNode::Impl : std::enable_shared_from_this<ClusterNode::Impl> {
       if (link->closed) continue;
       if (now - link->last_rx > kIdleTimeout)
         close(link, "idle");
+      else if (!link->hello && now - link->created > kHandshakeTimeout)
+        close(link, "handshake_timeout");
       else if (link->ready && now - link->last_tx >= kKeepalive)
         send(link, cluster::Keepalive{});
     }
