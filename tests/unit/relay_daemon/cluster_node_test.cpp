@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 
+#include "platform/counters.hpp"
 #include "relay/engine.hpp"
 #include "satp/keys.hpp"
 #include "support/packet_builder.hpp"
@@ -49,13 +50,14 @@ ClusterConfig config(std::vector<relay::Endpoint> peers, std::string secret = kS
 
 // A node named `name` with sender id `sender_id` and its engine.
 struct Node {
+  platform::Counters counters;
   relay::Engine engine;
   std::unique_ptr<ClusterNode> cluster;
   Node(boost::asio::io_context& io, const std::string& name, std::uint16_t sender_id,
        const ClusterConfig& c)
       : engine{options(sender_id)} {
-    auto started =
-        ClusterNode::start(io, c, {name, sender_id}, engine, [](std::uint16_t) { return 1u; });
+    auto started = ClusterNode::start(
+        io, c, {name, sender_id}, engine, [](std::uint16_t) { return 1u; }, counters);
     REQUIRE(started);
     cluster = std::move(*started);
   }

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/json/array.hpp>
 
+#include "platform/counters.hpp"
 #include "platform/log.hpp"
 #include "relay/cluster.hpp"
 #include "relay/stream_framer.hpp"
@@ -150,6 +152,10 @@ struct ClusterNode::Impl : std::enable_shared_from_this<ClusterNode::Impl> {
   // Why links closed, and why received records were left alone (the reasons are static names).
   std::map<std::string_view, std::uint64_t> errors;
   std::map<std::string_view, std::uint64_t> ignored;
+  // Closures of links that never said Hello are logged at most once a second (anyone who reaches
+  // the port can cause them; the counters have them all).
+  Clock::time_point stranger_logged{};
+  std::uint64_t strangers_unlogged = 0;
 
   Impl(asio::io_context& io_, ClusterConfig config_, Identity identity_, relay::Engine& engine,
        ClusterApplier::TxStart tx_start)
@@ -240,9 +246,18 @@ struct ClusterNode::Impl : std::enable_shared_from_this<ClusterNode::Impl> {
     link->socket.close(ignored_ec);
     if (stopped) return;
     ++errors[reason];
-    const auto who =
-        link->hello ? fmt::format("{} (sender id {})", link->hello->name, link->hello->sender_id)
-                    : std::string{"(no hello yet)"};
+    if (!link->hello) {
+      const auto now = Clock::now();
+      if (now - stranger_logged < std::chrono::seconds{1}) {
+        ++strangers_unlogged;
+        return;
+      }
+      stranger_logged = now;
+      log.warn("cluster link with {} closed before its Hello: {} ({} more such not logged)",
+               link->remote.to_string(), reason, std::exchange(strangers_unlogged, 0));
+      return;
+    }
+    const auto who = fmt::format("{} (sender id {})", link->hello->name, link->hello->sender_id);
     if (reason == "closed_by_peer")
       log.info("cluster link with {} {} closed by the peer", link->remote.to_string(), who);
     else
@@ -409,9 +424,24 @@ ClusterNode::~ClusterNode() {
 
 boost::system::result<std::unique_ptr<ClusterNode>, std::string> ClusterNode::start(
     asio::io_context& io, const ClusterConfig& config, Identity identity, relay::Engine& engine,
-    ClusterApplier::TxStart tx_start) {
+    ClusterApplier::TxStart tx_start, platform::Counters& counters) {
   auto impl = std::make_shared<Impl>(io, config, std::move(identity), engine, std::move(tx_start));
   if (auto error = impl->listen()) return *error;
+  // Read on the loop thread (the control server renders there); they keep the state alive.
+  counters.gauge_fn("satp_cluster_links_up", "cluster links past their Hello", {}, [impl] {
+    return std::ranges::count_if(impl->links, [](const auto& l) { return l->hello && !l->closed; });
+  });
+  for (const auto* direction : {"in", "out"})
+    counters.counter_fn("satp_cluster_records_total", "cluster records received and sent",
+                        {{"direction", direction}}, [impl, in = direction[0] == 'i'] {
+                          return in ? impl->records_in : impl->records_out;
+                        });
+  counters.counter_fn("satp_cluster_link_errors_total",
+                      "cluster links closed, all reasons (see /status cluster.errors)", {}, [impl] {
+                        std::uint64_t n = 0;
+                        for (const auto& [reason, count] : impl->errors) n += count;
+                        return n;
+                      });
   asio::co_spawn(io, impl->accept_loop(impl), asio::detached);
   for (const auto& peer : config.peers) {
     impl->connectors.push_back(

@@ -26,6 +26,9 @@
 namespace boost::asio {
 class io_context;
 }
+namespace platform {
+class Counters;
+}
 
 namespace relay_daemon {
 
@@ -37,10 +40,11 @@ class ClusterNode {
   };
 
   // Binds the listener (the error names it) and starts connecting to the peers. `engine` must
-  // outlive the node's use: after stop() nothing touches it.
+  // outlive the node's use: after stop() nothing touches it. Metrics (satp_cluster_*) are
+  // registered in `counters`.
   static boost::system::result<std::unique_ptr<ClusterNode>, std::string> start(
       boost::asio::io_context& io, const ClusterConfig& config, Identity identity,
-      relay::Engine& engine, ClusterApplier::TxStart tx_start);
+      relay::Engine& engine, ClusterApplier::TxStart tx_start, platform::Counters& counters);
   ~ClusterNode();  // stop()
   ClusterNode(const ClusterNode&) = delete;
   ClusterNode& operator=(const ClusterNode&) = delete;

@@ -455,9 +455,9 @@ boost::system::result<std::unique_ptr<Service>, std::string> Service::start_rela
     if (auto error = impl->open_tun(*config.tun)) return *error;
   if (!impl->seqs.update(impl->engine)) return std::string{"state file: cannot write it"};
   if (config.cluster) {
-    auto node =
-        ClusterNode::start(io, *config.cluster, {config.name, config.sender_id}, impl->engine,
-                           [seqs = &impl->seqs](std::uint16_t mux) { return seqs->start(mux); });
+    auto node = ClusterNode::start(
+        io, *config.cluster, {config.name, config.sender_id}, impl->engine,
+        [seqs = &impl->seqs](std::uint16_t mux) { return seqs->start(mux); }, counters);
     if (!node) return node.error();
     impl->cluster = std::move(*node);
   }
