@@ -87,7 +87,7 @@ struct Node {
   }
 };
 
-// The client end of MUX 1: seals ICMP-free UDP datagrams 198.51.100.10 -> 203.0.113.10.
+// The client end of MUX 1: seals UDP datagrams 198.51.100.10 -> 203.0.113.10.
 struct Client {
   satp::Codec codec =
       satp::Codec::create(settings(satp::Role::Right),

@@ -1,6 +1,6 @@
 // Tests for cluster_node.hpp: cluster nodes on one io_context, linked over loopback TCP (port 0),
 // each with its own relay::Engine. What crosses a link (the dump, a moved peer) and what closes
-// one (a node with our sender id, another secret) seen from the engines and /status.
+// one (a node with our sender id, another secret) seen from the engines, /status and metrics.
 #include "cluster_node.hpp"
 
 #include <catch2/catch.hpp>
@@ -97,6 +97,8 @@ TEST_CASE("cluster node: a node that links up learns the other's connections and
   CHECK(links[0].at("peer_name").as_string() == "b");
   CHECK(links[0].at("peer_sender_id").to_number<int>() == 2);
   CHECK(links[0].at("direction").as_string() == "in");
+  const auto metrics = a.counters.to_json().as_object();
+  CHECK(metrics.at("satp_cluster_links_up").at("series").at(0).at("value").to_number<int>() == 1);
 
   // The client moved to a: b hears of it at once.
   const relay::Peer moved{relay::Endpoint::v6(test::v6("2001:db8:1::2"), 4444), 0};

@@ -427,19 +427,25 @@ boost::system::result<std::unique_ptr<ClusterNode>, std::string> ClusterNode::st
     ClusterApplier::TxStart tx_start, platform::Counters& counters) {
   auto impl = std::make_shared<Impl>(io, config, std::move(identity), engine, std::move(tx_start));
   if (auto error = impl->listen()) return *error;
-  // Read on the loop thread (the control server renders there); they keep the state alive.
-  counters.gauge_fn("satp_cluster_links_up", "cluster links past their Hello", {}, [impl] {
-    return std::ranges::count_if(impl->links, [](const auto& l) { return l->hello && !l->closed; });
+  // Read on the loop thread (the control server renders there). The counters may outlive the
+  // node: they hold it weakly and read 0 once it is gone.
+  const std::weak_ptr<Impl> weak = impl;
+  counters.gauge_fn("satp_cluster_links_up", "cluster links past their Hello", {}, [weak] {
+    const auto i = weak.lock();
+    return i ? std::ranges::count_if(i->links, [](const auto& l) { return l->hello && !l->closed; })
+             : 0;
   });
   for (const auto* direction : {"in", "out"})
     counters.counter_fn("satp_cluster_records_total", "cluster records received and sent",
-                        {{"direction", direction}}, [impl, in = direction[0] == 'i'] {
-                          return in ? impl->records_in : impl->records_out;
+                        {{"direction", direction}}, [weak, in = direction[0] == 'i'] {
+                          const auto i = weak.lock();
+                          return !i ? 0 : in ? i->records_in : i->records_out;
                         });
   counters.counter_fn("satp_cluster_link_errors_total",
-                      "cluster links closed, all reasons (see /status cluster.errors)", {}, [impl] {
+                      "cluster links closed, all reasons (see /status cluster.errors)", {}, [weak] {
                         std::uint64_t n = 0;
-                        for (const auto& [reason, count] : impl->errors) n += count;
+                        if (const auto i = weak.lock())
+                          for (const auto& [reason, count] : i->errors) n += count;
                         return n;
                       });
   asio::co_spawn(io, impl->accept_loop(impl), asio::detached);
