@@ -25,6 +25,7 @@
 #include "bindings.hpp"
 #include "client_bindings.hpp"
 #include "open_tunnel.hpp"
+#include "cluster_node.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
@@ -185,6 +186,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
   tep::io::PacketBatch batch{kBatch};
   std::vector<relay::Endpoint> sources;
   asio::steady_timer tick_timer{io};
+  std::unique_ptr<ClusterNode> cluster;  // with /anytun/relay/cluster
   bool stopped = false;
   // Counted here, shown in /status and /metrics.
   std::uint64_t tun_drops = 0;       // packets for the TUN on a node without one
@@ -263,6 +265,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
 
   void peer_changed(std::uint16_t mux, const relay::Peer& peer) override {
     log.info("connection {}: peer is now {}", mux, peer.endpoint.to_string());
+    if (cluster) cluster->peer_changed(mux, peer);
   }
 
   // ---- tep::io::PacketConsumer (TUN reads) ----
@@ -428,6 +431,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
         });
       self->send_binding_requests();
       if (!self->seqs.update(self->engine)) ++self->state_errors;
+      if (self->cluster) self->cluster->tick();
       self->schedule_tick();
     });
   }
@@ -464,6 +468,10 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
       routes.push_back(json::value(prefix_text(r.prefix)));
     o["routes"] = std::move(routes);
     o["tx_seq"] = engine.tx_seq(mux);
+    // The replay window's high-water mark per sender id (what a cluster takeover carries over).
+    json::object marks;
+    for (const auto& [sender, max] : engine.rx_marks(mux)) marks[std::to_string(sender)] = max;
+    o["rx_marks"] = std::move(marks);
     o["open_tunnel"] = spec->open_tunnel;
     o["relay_mode"] = spec->relay_mode;
     return o;
@@ -518,6 +526,7 @@ void Service::stop() noexcept {
   impl_->tick_timer.cancel();
   if (impl_->tcp_client) impl_->tcp_client->stop();
   if (impl_->tcp_transport) impl_->tcp_transport->stop();
+  if (impl_->cluster) impl_->cluster->stop();
   for (auto& w : impl_->socket_waits) {
     boost::system::error_code ignored;
     w->cancel(ignored);
@@ -568,6 +577,13 @@ boost::system::result<std::unique_ptr<Service>, std::string> Service::start_rela
   if (config.tcp)
     if (auto error = impl->open_tcp(*config.tcp)) return *error;
   if (!impl->seqs.update(impl->engine)) return std::string{"state file: cannot write it"};
+  if (config.cluster) {
+    auto node = ClusterNode::start(
+        io, *config.cluster, {config.name, config.sender_id}, impl->engine,
+        [seqs = &impl->seqs](std::uint16_t mux) { return seqs->start(mux); }, counters);
+    if (!node) return node.error();
+    impl->cluster = std::move(*node);
+  }
   impl->register_metrics(counters);
   impl->start_loops();
   std::string endpoints;
@@ -648,6 +664,7 @@ json::object Service::status() const {
   if (const auto* nat = i.engine.nat()) o["nat_mappings"] = nat->size();
   if (i.open_tunnel) o["open_tunnel"] = i.open_tunnel->status(i.engine.nat());
   if (i.relay_bindings) o["relay_mode"] = i.relay_bindings->status();
+  if (i.cluster) o["cluster"] = i.cluster->status();
   return o;
 }
 
@@ -677,11 +694,15 @@ void Service::add_routes(platform::Router& router, const std::string& prefix) {
     return platform::Response::json(impl_->client_json(static_cast<std::uint16_t>(mux)));
   });
   if (impl_->relay_bindings || impl_->client_bindings)
-    router.get("/bindings", [this](const platform::Request&) {
+    router.get(prefix + "/bindings", [this](const platform::Request&) {
       const auto t = Impl::now();
       return platform::Response::json(
           json::object{{"bindings", impl_->relay_bindings ? impl_->relay_bindings->list(t)
                                                           : impl_->client_bindings->list(t)}});
+    });
+  if (impl_->cluster)
+    router.get(prefix + "/cluster", [this](const platform::Request&) {
+      return platform::Response::json(impl_->cluster->status());
     });
 }
 
