@@ -21,6 +21,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "anytun_sync.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
@@ -170,6 +171,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
   tep::io::PacketBatch batch{kBatch};
   std::vector<relay::Endpoint> sources;
   asio::steady_timer tick_timer{io};
+  std::unique_ptr<AnytunSync> anytun_sync;  // anytun's own sync stream, when configured
   bool stopped = false;
   // Counted here, shown in /status and /metrics.
   std::uint64_t tun_drops = 0;       // packets for the TUN on a node without one
@@ -228,6 +230,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
 
   void peer_changed(std::uint16_t mux, const relay::Peer& peer) override {
     log.info("connection {}: peer is now {}", mux, peer.endpoint.to_string());
+    if (anytun_sync) anytun_sync->peer_changed(mux);
   }
 
   // ---- tep::io::PacketConsumer (TUN reads) ----
@@ -335,6 +338,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
       if (ec || self->stopped) return;
       self->engine.tick(now());
       if (!self->seqs.update(self->engine)) ++self->state_errors;
+      if (self->anytun_sync) self->anytun_sync->tick();
       self->schedule_tick();
     });
   }
@@ -418,6 +422,7 @@ void Service::stop() noexcept {
     impl_->tun_wait->cancel(ignored);
     impl_->tun_wait->close(ignored);
   }
+  if (impl_->anytun_sync) impl_->anytun_sync->stop();
   (void)impl_->seqs.update(impl_->engine);
 }
 
@@ -445,6 +450,11 @@ boost::system::result<std::unique_ptr<Service>, std::string> Service::start_rela
   if (config.tun)
     if (auto error = impl->open_tun(*config.tun)) return *error;
   if (!impl->seqs.update(impl->engine)) return std::string{"state file: cannot write it"};
+  if (config.anytun_sync) {
+    auto sync = AnytunSync::start(io, *config.anytun_sync, impl->engine);
+    if (!sync) return sync.error();
+    impl->anytun_sync = std::move(*sync);
+  }
   impl->register_metrics(counters);
   impl->start_loops();
   std::string endpoints;
@@ -504,6 +514,7 @@ json::object Service::status() const {
   o["receive_errors"] = i.receive_errors;
   o["state_file_errors"] = i.state_errors;
   if (const auto* nat = i.engine.nat()) o["nat_mappings"] = nat->size();
+  if (i.anytun_sync) o["anytun_sync"] = i.anytun_sync->status();
   return o;
 }
 
