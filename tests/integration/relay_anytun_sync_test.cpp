@@ -223,7 +223,7 @@ TEST_CASE("anytun sync: a Debian anytun member fed by our sync stream takes over
 
   const int garbage = connect_sync(lab, "x");
   REQUIRE(garbage >= 0);
-  REQUIRE(send_all(garbage, std::string("\xde\xad\xbe\xef garbage, not a frame header\n", 35)));
+  REQUIRE(send_all(garbage, std::string{"\xde\xad\xbe\xef"} + " garbage, not a frame header\n"));
   CHECK(closed_by_peer(garbage));
   ::close(garbage);
 

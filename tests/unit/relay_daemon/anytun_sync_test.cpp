@@ -188,7 +188,7 @@ TEST_CASE("anytun sync: a moved peer is pushed and every later record moves the 
   CHECK(std::get<sync::Route>(node.next()).prefix == v4("203.0.113.0/24"));
 }
 
-TEST_CASE("anytun sync: what a node sends is counted and not applied; garbage closes it",
+TEST_CASE("anytun sync: what a node sends is counted and not applied and garbage closes it",
           "[relay_daemon][anytun_sync]") {
   Fixture f;
   sync::Connection forged;
