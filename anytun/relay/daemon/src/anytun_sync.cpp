@@ -3,9 +3,7 @@
 
 #include <algorithm>
 #include <array>
-#include <limits>
 #include <map>
-#include <optional>
 #include <set>
 #include <string_view>
 #include <vector>
