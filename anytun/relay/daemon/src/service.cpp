@@ -22,6 +22,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "anytun_sync.hpp"
 #include "bindings.hpp"
 #include "client_bindings.hpp"
 #include "open_tunnel.hpp"
@@ -187,6 +188,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
   std::vector<relay::Endpoint> sources;
   asio::steady_timer tick_timer{io};
   std::unique_ptr<ClusterNode> cluster;  // with /anytun/relay/cluster
+  std::unique_ptr<AnytunSync> anytun_sync;  // anytun's own sync stream, when configured
   bool stopped = false;
   // Counted here, shown in /status and /metrics.
   std::uint64_t tun_drops = 0;       // packets for the TUN on a node without one
@@ -266,6 +268,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
   void peer_changed(std::uint16_t mux, const relay::Peer& peer) override {
     log.info("connection {}: peer is now {}", mux, peer.endpoint.to_string());
     if (cluster) cluster->peer_changed(mux, peer);
+    if (anytun_sync) anytun_sync->peer_changed(mux);
   }
 
   // ---- tep::io::PacketConsumer (TUN reads) ----
@@ -432,6 +435,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
       self->send_binding_requests();
       if (!self->seqs.update(self->engine)) ++self->state_errors;
       if (self->cluster) self->cluster->tick();
+      if (self->anytun_sync) self->anytun_sync->tick();
       self->schedule_tick();
     });
   }
@@ -537,6 +541,7 @@ void Service::stop() noexcept {
     impl_->tun_wait->cancel(ignored);
     impl_->tun_wait->close(ignored);
   }
+  if (impl_->anytun_sync) impl_->anytun_sync->stop();
   (void)impl_->seqs.update(impl_->engine);
 }
 
@@ -583,6 +588,11 @@ boost::system::result<std::unique_ptr<Service>, std::string> Service::start_rela
         [seqs = &impl->seqs](std::uint16_t mux) { return seqs->start(mux); }, counters);
     if (!node) return node.error();
     impl->cluster = std::move(*node);
+  }
+  if (config.anytun_sync) {
+    auto sync = AnytunSync::start(io, *config.anytun_sync, impl->engine);
+    if (!sync) return sync.error();
+    impl->anytun_sync = std::move(*sync);
   }
   impl->register_metrics(counters);
   impl->start_loops();
@@ -665,6 +675,7 @@ json::object Service::status() const {
   if (i.open_tunnel) o["open_tunnel"] = i.open_tunnel->status(i.engine.nat());
   if (i.relay_bindings) o["relay_mode"] = i.relay_bindings->status();
   if (i.cluster) o["cluster"] = i.cluster->status();
+  if (i.anytun_sync) o["anytun_sync"] = i.anytun_sync->status();
   return o;
 }
 
