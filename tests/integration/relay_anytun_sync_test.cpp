@@ -158,16 +158,7 @@ TEST_CASE("anytun sync: a Debian anytun member fed by our sync stream takes over
 
   // Our client, whose replay window is kept per sender id: r2's packets (sender id 2) start a
   // window of their own and are accepted.
-  auto client_connection = connection(1, "right", suite);
-  Relay client{
-      lab, dir, "c",
-      json::object{
-          {"client",
-           json::object{{"server", "[2001:db8:a::1]:4444"},
-                        {"sender_id", 11},
-                        {"connection", client_connection},
-                        {"tun", json::object{{"name", "satp0"},
-                                             {"addresses", json::array{"198.51.100.10/24"}}}}}}}};
+  Relay client{lab, dir, "c", client_node("[2001:db8:a::1]:4444", suite)};
   REQUIRE(lab.run("c", {kIp, "route", "add", "203.0.113.0/24", "dev", "satp0"}).ok());
   // Slow the client's uplink so the move lands mid-transfer (32 MB take several seconds).
   REQUIRE(lab.run("c", {"tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "40mbit",

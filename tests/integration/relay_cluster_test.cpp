@@ -89,16 +89,6 @@ json::object node(int n, bool with_mux1) {
                                                       {"secret", kSecret}}}}}};
 }
 
-json::object client_node() {
-  return json::object{
-      {"client",
-       json::object{{"server", fmt::format("[{}]:4444", kAnycast)},
-                    {"sender_id", 11},
-                    {"connection", connection(1, "right", kSuite)},
-                    {"tun", json::object{{"name", "satp0"},
-                                         {"addresses", json::array{"198.51.100.10/24"}}}}}}};
-}
-
 // Polls until pred(relay.get(target)) or the deadline (then fails with the last answer).
 template <typename Pred>
 json::object await(const Relay& relay, const std::string& target, Pred pred,
@@ -142,7 +132,7 @@ struct ClusterLab {
     // r2 has MUX 1, configured or from r1's dump.
     await(*r2, "/clients",
           [](const json::object& o) { return !o.at("clients").as_array().empty(); });
-    client.emplace(lab, dir, "c", client_node());
+    client.emplace(lab, dir, "c", client_node(fmt::format("[{}]:4444", kAnycast), kSuite));
     REQUIRE(lab.run("c", {kIp, "route", "add", "203.0.113.0/24", "dev", "satp0"}).ok());
     await_path(lab, "c", kServer);
   }

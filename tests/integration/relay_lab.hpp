@@ -109,6 +109,26 @@ inline json::object connection(int mux, const char* role, const Suite& suite) {
                       {"auth", suite.auth}};
 }
 
+// A Debian anytun client (sender id 11, role right) in "c" of kPair, of the relay r, MUX 1.
+inline std::vector<std::string> anytun_client_args(const Suite& suite) {
+  return {"-i", "2001:db8:10::2", "-p", "4444",      "-r", "2001:db8:10::1",
+          "-o", "4444",           "-s", "11",        "-m", "1",
+          "-e", "right",          "-E", kPassphrase, "-c", suite.cipher,
+          "-a", suite.auth};
+}
+
+// satp-relay as a client node (sender id 11, role right, MUX 1) of `server`, its TUN satp0 at
+// 198.51.100.10/24.
+inline json::object client_node(const std::string& server, const Suite& suite) {
+  return json::object{
+      {"client",
+       json::object{{"server", server},
+                    {"sender_id", 11},
+                    {"connection", connection(1, "right", suite)},
+                    {"tun", json::object{{"name", "satp0"},
+                                         {"addresses", json::array{"198.51.100.10/24"}}}}}}};
+}
+
 // Pings until one is answered (the path is up: neighbours resolved, threads running).
 inline void await_path(test::Lab& lab, const std::string& ns, const std::string& to) {
   bool ready = false;

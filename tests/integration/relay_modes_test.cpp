@@ -137,13 +137,7 @@ TEST_CASE("open tunnel: an anytun client reaches a plain host through the open t
                         {"connections", json::array{mux1}},
                         {"open_tunnel", json::object{{"address4", "198.51.100.7"},
                                                      {"address6", "2001:db8:40::7"}}}}}}};
-  Anytun client{lab,
-                "c",
-                {"-i", "2001:db8:10::2", "-p", "4444",      "-r", "2001:db8:10::1",
-                 "-o", "4444",           "-s", "11",        "-m", "1",
-                 "-e", "right",          "-E", kPassphrase, "-c", suite.cipher,
-                 "-a", suite.auth},
-                "192.0.2.10/24"};
+  Anytun client{lab, "c", anytun_client_args(suite), "192.0.2.10/24"};
   REQUIRE(lab.run("c", {kIp, "-6", "addr", "add", "2001:db8:20::10/64", "dev", "anyt0"}).ok());
   REQUIRE(lab.run("c", {kIp, "route", "add", "203.0.113.0/24", "dev", "anyt0"}).ok());
   REQUIRE(lab.run("c", {kIp, "-6", "route", "add", "2001:db8:30::/64", "dev", "anyt0"}).ok());

@@ -49,14 +49,9 @@ json::object tcp_relay(const Suite& suite) {
 
 // Our client c with transport tcp, to the anycast address.
 json::object tcp_client(const Suite& suite) {
-  return json::object{
-      {"client",
-       json::object{{"server", "[2001:db8:20::1]:4444"},
-                    {"transport", "tcp"},
-                    {"sender_id", 11},
-                    {"connection", connection(1, "right", suite)},
-                    {"tun", json::object{{"name", "satp0"},
-                                         {"addresses", json::array{"198.51.100.10/24"}}}}}}};
+  auto node = client_node("[2001:db8:20::1]:4444", suite);
+  node["client"].as_object()["transport"] = "tcp";
+  return node;
 }
 
 // Polls `get` until `done` holds on its answer, at most kDeadline.

@@ -77,13 +77,7 @@ TEST_CASE("relay-tep: the tep daemon hosts the relay its document names it for",
     INFO(tep.log());
     REQUIRE(tep.wait_ready(kDeadline));
   }
-  Anytun client{lab,
-                "c",
-                {"-i", "2001:db8:10::2", "-p", "4444",      "-r", "2001:db8:10::1",
-                 "-o", "4444",           "-s", "11",        "-m", "1",
-                 "-e", "right",          "-E", kPassphrase, "-c", suite.cipher,
-                 "-a", suite.auth},
-                "198.51.100.10/24"};
+  Anytun client{lab, "c", anytun_client_args(suite), "198.51.100.10/24"};
   await_path(lab, "c", "198.51.100.1");
   check_pings(lab, "c", "198.51.100.1");
   check_pings(lab, "r", "198.51.100.10");

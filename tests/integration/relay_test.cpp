@@ -35,13 +35,7 @@ TEST_CASE("relay: a Debian anytun client and satp-relay in tunnel mode", "[relay
   auto mux1 = connection(1, "left", suite);
   mux1["routes"] = json::array{"198.51.100.10/32"};
   Relay relay{lab, dir, "r", relay_node("[2001:db8:10::1]:4444", {mux1})};
-  Anytun client{lab,
-                "c",
-                {"-i", "2001:db8:10::2", "-p", "4444",      "-r", "2001:db8:10::1",
-                 "-o", "4444",           "-s", "11",        "-m", "1",
-                 "-e", "right",          "-E", kPassphrase, "-c", suite.cipher,
-                 "-a", suite.auth},
-                "198.51.100.10/24"};
+  Anytun client{lab, "c", anytun_client_args(suite), "198.51.100.10/24"};
   await_path(lab, "c", "198.51.100.1");
   check_pings(lab, "c", "198.51.100.1");
   check_pings(lab, "r", "198.51.100.10");
@@ -63,11 +57,7 @@ TEST_CASE("relay: a restarted Debian anytun client is served again", "[relay][in
   auto mux1 = connection(1, "left", suite);
   mux1["routes"] = json::array{"198.51.100.10/32"};
   Relay relay{lab, dir, "r", relay_node("[2001:db8:10::1]:4444", {mux1})};
-  const std::vector<std::string> args{
-      "-i", "2001:db8:10::2", "-p", "4444",      "-r", "2001:db8:10::1",
-      "-o", "4444",           "-s", "11",        "-m", "1",
-      "-e", "right",          "-E", kPassphrase, "-c", suite.cipher,
-      "-a", suite.auth};
+  const auto args = anytun_client_args(suite);
   {
     Anytun client{lab, "c", args, "198.51.100.10/24"};
     await_path(lab, "c", "198.51.100.1");
@@ -97,16 +87,7 @@ TEST_CASE("relay: satp-relay as the client of a Debian anytun server", "[relay][
                 {"-i", "2001:db8:10::1", "-p", "4444", "-s", "1", "-m", "1", "-e", "left", "-E",
                  kPassphrase, "-c", suite.cipher, "-a", suite.auth},
                 "198.51.100.1/24"};
-  auto conn = connection(1, "right", suite);
-  Relay client{
-      lab, dir, "c",
-      json::object{
-          {"client",
-           json::object{{"server", "[2001:db8:10::1]:4444"},
-                        {"sender_id", 11},
-                        {"connection", conn},
-                        {"tun", json::object{{"name", "satp0"},
-                                             {"addresses", json::array{"198.51.100.10/24"}}}}}}}};
+  Relay client{lab, dir, "c", client_node("[2001:db8:10::1]:4444", suite)};
   await_path(lab, "c", "198.51.100.1");
   check_pings(lab, "c", "198.51.100.1");
   check_pings(lab, "r", "198.51.100.10");

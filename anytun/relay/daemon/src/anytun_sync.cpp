@@ -19,6 +19,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "asio_endpoint.hpp"
 #include "platform/log.hpp"
 #include "satp/sync.hpp"
 
@@ -35,22 +36,6 @@ constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 // an anytun node seals for one client between two records (2^24 packets: minutes at anytun's
 // full rate; the records are rare: a node's connect, a peer move, a changed connection).
 constexpr std::uint32_t kSeqStride = 1u << 24;
-
-tcp::endpoint to_asio(const relay::Endpoint& e) {
-  if (e.is_v4()) return {asio::ip::address_v4{e.v4_address().to_uint()}, e.port};
-  asio::ip::address_v6::bytes_type b{};
-  std::copy(e.address.bytes().begin(), e.address.bytes().end(), b.begin());
-  return {asio::ip::address_v6{b}, e.port};
-}
-
-relay::Endpoint from_asio(const tcp::endpoint& e) {
-  const auto a = e.address();
-  if (a.is_v4()) return relay::Endpoint::v4(core::Ipv4Address{a.to_v4().to_uint()}, e.port());
-  const auto b = a.to_v6().to_bytes();
-  core::Ipv6Address::Octets octets{};
-  std::copy(b.begin(), b.end(), octets.begin());
-  return relay::Endpoint::v6(core::Ipv6Address{octets}, e.port());
-}
 
 // The counter label of a satp error code ("bad_frame", ...).
 std::string_view reason_of(const boost::system::error_code& ec) {

@@ -26,6 +26,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/json/array.hpp>
 
+#include "asio_endpoint.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
 #include "relay/cluster.hpp"
@@ -63,19 +64,6 @@ constexpr std::size_t kMaxFrame =
     satp::kHeaderSize + satp::kPayloadTypeSize + cluster::kMaxRecord + cluster::kTagLength;
 // Where one record is sealed (Link::seal: kMaxRecord + 64 always suffices).
 constexpr std::size_t kSealRoom = relay::kFrameHeader + kMaxFrame + 64;
-
-tcp::endpoint to_asio(const relay::Endpoint& e) {
-  if (e.is_v4()) return {asio::ip::address_v4{e.v4_address().to_uint()}, e.port};
-  return {asio::ip::address_v6{e.address.bytes()}, e.port};
-}
-
-relay::Endpoint from_asio(const tcp::endpoint& e) {
-  auto a = e.address();
-  if (a.is_v6() && a.to_v6().is_v4_mapped())
-    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-  if (a.is_v4()) return relay::Endpoint::v4(core::Ipv4Address{a.to_v4().to_uint()}, e.port());
-  return relay::Endpoint{core::Ipv6Address{a.to_v6().to_bytes()}, e.port()};
-}
 
 cluster::Nonce fresh_nonce() {
   cluster::Nonce n{};

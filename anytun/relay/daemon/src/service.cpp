@@ -25,8 +25,8 @@
 #include "anytun_sync.hpp"
 #include "bindings.hpp"
 #include "client_bindings.hpp"
-#include "open_tunnel.hpp"
 #include "cluster_node.hpp"
+#include "open_tunnel.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
@@ -187,7 +187,7 @@ struct Service::Impl : std::enable_shared_from_this<Service::Impl>,
   tep::io::PacketBatch batch{kBatch};
   std::vector<relay::Endpoint> sources;
   asio::steady_timer tick_timer{io};
-  std::unique_ptr<ClusterNode> cluster;  // with /anytun/relay/cluster
+  std::unique_ptr<ClusterNode> cluster;     // with /anytun/relay/cluster
   std::unique_ptr<AnytunSync> anytun_sync;  // anytun's own sync stream, when configured
   bool stopped = false;
   // Counted here, shown in /status and /metrics.

@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "asio_endpoint.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
 #include "relay/stream_framer.hpp"
@@ -35,22 +36,6 @@ constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 constexpr int kRoundsPerWake = 8;
 // After a failed accept (out of descriptors, say): a pause instead of spinning on the error.
 constexpr auto kAcceptPause = 100ms;
-
-tcp::endpoint to_asio(const relay::Endpoint& e) {
-  if (e.is_v4()) return {asio::ip::address_v4{e.v4_address().to_uint()}, e.port};
-  asio::ip::address_v6::bytes_type b{};
-  std::copy(e.address.bytes().begin(), e.address.bytes().end(), b.begin());
-  return {asio::ip::address_v6{b}, e.port};
-}
-
-relay::Endpoint from_asio(const tcp::endpoint& e) {
-  const auto a = e.address();
-  if (a.is_v4()) return relay::Endpoint::v4(core::Ipv4Address{a.to_v4().to_uint()}, e.port());
-  core::Ipv6Address::Octets b{};
-  const auto bytes = a.to_v6().to_bytes();
-  std::copy(bytes.begin(), bytes.end(), b.begin());
-  return relay::Endpoint{core::Ipv6Address{b}, e.port()};
-}
 
 struct Stream {
   Stream(std::uint64_t id_, relay::Endpoint remote_, tcp::socket socket_)
