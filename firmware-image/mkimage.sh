@@ -85,7 +85,7 @@ trap 'rm -rf "$work"' EXIT
 out=$(cd "$out" && pwd)
 
 # --- Tools and inputs -------------------------------------------------------------------------
-for t in grub-mkimage sfdisk mkfs.fat mmd mcopy mke2fs depmod modprobe cpio zstd dpkg-deb strip; do
+for t in grub-mkimage sfdisk mkfs.fat mmd mcopy mke2fs debugfs depmod modprobe cpio zstd dpkg-deb strip; do
   command -v "$t" >/dev/null || die "needs $t (scripts/setup.sh installs it)"
 done
 grub_dir=/usr/lib/grub/i386-pc
@@ -220,6 +220,15 @@ make_slot_fs() {  # DIR IMAGE: the smallest whole-MiB ext2 with 10% and 1 MiB to
   find "$1" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   mke2fs -q -F -t ext2 -b 4096 -m 0 -L slot -U "$SLOT_FS_UUID" -N 64 \
     -E "hash_seed=$SLOT_HASH_SEED,root_owner=0:0" -d "$1" "$2"
+  # mke2fs -d copies each file's atime and ctime too (the time of this build): set every time
+  # stamp, with its nanoseconds, to SOURCE_DATE_EPOCH.
+  local p f
+  for p in / /lost+found $(cd "$1" && find . -mindepth 1 | sort | cut -c2-); do
+    for f in atime mtime ctime crtime; do
+      echo "sif $p $f @$SOURCE_DATE_EPOCH"
+      echo "sif $p ${f}_extra 0"
+    done
+  done | debugfs -w -f - "$2" >/dev/null 2>&1 || die "debugfs could not set the time stamps in $2"
 }
 # The bundle's part is the slot without /slot.json (the manifest holds the part's hash, so the
 # part cannot hold the manifest); the slot on the disk image adds it, as an upgrade does.
