@@ -1,7 +1,7 @@
 // dstm-supervise: runs the appliance's daemons and keeps them running (docs/firmware.md,
 // "The supervisor"). Started once by /init:
 //
-//   dstm-supervise SERVICES CONFIG [STATUS]
+//   dstm-supervise [--status FILE] [--log-dir DIR] SERVICES CONFIG
 //
 // SERVICES has one line per daemon: "NAME SECTION COMMAND [ARG...]", '#' starts a comment.
 // SECTION is the JSON pointer of the part of the config document CONFIG that the daemon reads
@@ -17,9 +17,9 @@
 //   and started again. A document that does not parse changes nothing: the daemons' own reload
 //   reports its errors. The daemons also reload themselves when the dashboard applies a
 //   document; the restart covers what a reload cannot change (listen addresses, ports).
-// - Each daemon's output goes to /var/log/NAME.log (tmpfs), cut to its last run when it passes
-//   1 MiB, so a chatty daemon cannot fill the RAM.
-// - STATUS (default /run/dstm-supervise.status) is rewritten on every change: one line per
+// - Each daemon's output goes to DIR/NAME.log (default /var/log, a tmpfs), moved to NAME.log.1
+//   when it passes 1 MiB, so a chatty daemon cannot fill the RAM.
+// - The status FILE (default /run/dstm-supervise.status) is rewritten on every change: one line per
 //   daemon, "NAME STATE PID STARTS", STATE one of running, backoff, stopping, given-up, absent.
 // - It is the subreaper of everything it starts, and stops them all on SIGTERM or SIGINT.
 #include <fcntl.h>
@@ -153,8 +153,10 @@ std::optional<std::vector<std::optional<std::size_t>>> section_hashes(
   return out;
 }
 
+std::string g_log_dir = "/var/log";
+
 std::string log_path(const Service& s) {
-  return "/var/log/" + s.name + ".log";
+  return g_log_dir + "/" + s.name + ".log";
 }
 
 void start(Service& s) {
@@ -285,15 +287,25 @@ std::optional<FileId> file_id(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3 || argc > 4) {
-    std::cerr << "usage: dstm-supervise SERVICES CONFIG [STATUS]\n";
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string status_path = "/run/dstm-supervise.status";
+  while (args.size() > 2 && args.size() % 2 == 0) {
+    if (args[0] == "--status")
+      status_path = args[1];
+    else if (args[0] == "--log-dir")
+      g_log_dir = args[1];
+    else
+      break;
+    args.erase(args.begin(), args.begin() + 2);
+  }
+  if (args.size() != 2) {
+    std::cerr << "usage: dstm-supervise [--status FILE] [--log-dir DIR] SERVICES CONFIG\n";
     return 2;
   }
-  const std::string config = argv[2];
-  const std::string status_path = argc == 4 ? argv[3] : "/run/dstm-supervise.status";
+  const std::string config = args[1];
   std::vector<Service> services;
   try {
-    services = read_services(argv[1]);
+    services = read_services(args[0]);
   } catch (const std::exception& e) {
     std::cerr << "dstm-supervise: " << e.what() << "\n";
     return 2;
