@@ -20,6 +20,9 @@ packages=(
   # the dashboard: Chart.js (embedded in dstm-web at build time), its browser test (Chromium
   # driven by playwright-core from npm, which needs Node.js >= 20: below) and its load check (wrk)
   libjs-chart.js chromium wrk
+  # the firmware image (docs/firmware.md): GRUB's BIOS files, the FAT and ext4 tools, GPT, the
+  # kernel module index, the initramfs archive and compression; QEMU boots it in the image test
+  grub-pc-bin mtools dosfstools e2fsprogs fdisk kmod cpio zstd qemu-system-x86
 )
 
 if [[ $(id -u) -ne 0 ]]; then
