@@ -20,6 +20,9 @@ packages=(
   # the dashboard: Chart.js (embedded in dstm-web at build time), its browser test (Chromium
   # driven by playwright-core from npm, which needs Node.js >= 20: below) and its load check (wrk)
   libjs-chart.js chromium wrk
+  # fw-upgrade's tests: disk image files partitioned by sfdisk, the boot FAT made by mkfs.fat
+  # and filled by mtools, slot file systems by mke2fs -d
+  fdisk dosfstools mtools e2fsprogs
 )
 
 if [[ $(id -u) -ne 0 ]]; then
