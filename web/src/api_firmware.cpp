@@ -30,6 +30,7 @@ constexpr std::chrono::milliseconds kQuick{10'000};
 constexpr std::chrono::milliseconds kVerify{300'000};
 constexpr std::chrono::milliseconds kInstall{1'800'000};
 constexpr std::uint64_t kMaxBackup = 64 * 1024 * 1024;  // fwimage::kMaxArchive
+constexpr std::uint64_t kEventStep = 1024 * 1024;
 
 fs::path firmware_dir(const AppState& s) {
   return fs::path{s.web.state_dir} / "firmware";
@@ -84,12 +85,17 @@ asio::awaitable<void> run_install(std::shared_ptr<AppState> s, bool keep) {
     boost::system::error_code ec;
     const auto v = json::parse(line, ec);
     if (ec || !v.is_object() || !v.as_object().contains("progress")) return;
-    const auto& p = v.at("progress");
-    if (const auto* w = p.as_object().if_contains("written"); w && w->is_int64())
+    const auto* p = v.as_object().at("progress").if_object();
+    if (!p) return;
+    if (const auto* w = p->if_contains("written"); w && w->is_int64())
       job.written = static_cast<std::uint64_t>(w->as_int64());
-    if (const auto* t = p.as_object().if_contains("total"); t && t->is_int64())
+    if (const auto* t = p->if_contains("total"); t && t->is_int64())
       job.total = static_cast<std::uint64_t>(t->as_int64());
-    publish(*s, "firmware", job_json(job));
+    // The page polls; events go out once per MiB, not per 64 KiB chunk.
+    if (job.written - job.published >= kEventStep || job.written == job.total) {
+      job.published = job.written;
+      publish(*s, "firmware", job_json(job));
+    }
   };
   auto result = co_await run_child(std::move(argv), kInstall, std::move(on_line));
   auto answer = answer_of(result);

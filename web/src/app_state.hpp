@@ -45,7 +45,8 @@ struct FirmwareJob {
   std::string state = "idle";  // idle, installing, installed, failed
   std::uint64_t written = 0;
   std::uint64_t total = 0;
-  boost::json::value result;  // fw-upgrade's answer once it ended
+  std::uint64_t published = 0;  // `written` when the last firmware event went out
+  boost::json::value result;    // fw-upgrade's answer once it ended
   bool rebooting = false;
 };
 
