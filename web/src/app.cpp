@@ -88,11 +88,13 @@ bool apply_web_settings(AppState& s, const json::value& document) {
   s.web.confirm_timeout = next.confirm_timeout;
   s.web.login_attempts_per_minute = next.login_attempts_per_minute;
   s.limiter.set_limit(next.login_attempts_per_minute);
+  s.web.firmware = next.firmware;  // read by each firmware request
   // What only a restart takes: the listeners and where the state lives.
   auto running = s.web;
   next.session_idle_timeout = running.session_idle_timeout;
   next.confirm_timeout = running.confirm_timeout;
   next.login_attempts_per_minute = running.login_attempts_per_minute;
+  next.firmware = running.firmware;
   return !(next == running);
 }
 

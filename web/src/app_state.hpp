@@ -144,7 +144,8 @@ bool origin_matches_host(const HttpRequest& request);
 boost::system::result<boost::json::value, std::string> read_document(
     const std::filesystem::path& path);
 
-// The web section's live settings from a document (sessions, confirm window, login budget);
+// The web section's live settings from a document (sessions, confirm window, login budget,
+// firmware tools);
 // returns whether something needing a restart of dstm-web changed (listen, ports, state_dir,
 // limits, hsts).
 bool apply_web_settings(AppState& s, const boost::json::value& document);

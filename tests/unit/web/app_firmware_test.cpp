@@ -180,3 +180,74 @@ TEST_CASE("firmware api: settings backup downloads and a bad restore is refused"
   CHECK(bad.status == 422);
   CHECK(body_of(bad).at("code") == "bad_settings");
 }
+
+TEST_CASE("firmware api: a failed install is reported and the tool gets the page's choices",
+          "[web]") {
+  AppFixture f;
+  const auto args = f.dir / "args";
+  // A stand-in fw-upgrade: records its arguments; verify accepts, install fails half-way.
+  const auto tool = f.dir.write(
+      "fake-fw-upgrade.sh",
+      "#!/bin/sh\necho \"$*\" >> '" + args.string() +
+          "'\ncase \"$3\" in\n"
+          "  verify) echo '{\"version\":\"9.9\",\"board\":\"x86-64\",\"compat_version\":\"1.1\","
+          "\"created\":1,\"size\":100,\"sha256\":\"00\",\"keep_settings\":false,\"target\":\"B\"}';"
+          ";\n"
+          "  --progress) echo '{\"progress\":{\"written\":50,\"total\":100}}'\n"
+          "    echo '{\"error\":\"io\",\"message\":\"disk gone\"}'; exit 2;;\n"
+          "  *) echo '{\"error\":\"bad_usage\",\"message\":\"no\"}'; exit 64;;\n"
+          "esac\n");
+  std::filesystem::permissions(tool, std::filesystem::perms::owner_all);
+  f.options.web.firmware.tool = tool.string();
+  f.options.web.firmware.disk = "/dev/test-disk";
+  // Never the host's reboot: a command that records it was asked.
+  const auto reboot =
+      f.dir.write("reboot.sh", "#!/bin/sh\necho reboot >> '" + args.string() + "'\n");
+  std::filesystem::permissions(reboot, std::filesystem::perms::owner_all);
+  f.options.web.firmware.reboot_command = {reboot.string()};
+  f.open();
+  const auto who = f.admin();
+
+  web::HttpRequest r;
+  r.method = "POST";
+  r.target = "/api/firmware/upload?keep_settings=false";
+  r.path = "/api/firmware/upload";
+  r.query.emplace("keep_settings", "false");
+  r.remote = "192.0.2.1";
+  r.headers = {
+      {"host", std::string{AppFixture::kHost}}, {"cookie", who.cookie}, {"x-csrf-token", who.csrf}};
+  const auto policy = f.app->upload_policy()(r);
+  REQUIRE(policy);
+  fwtest::write_bytes(policy->file, std::vector<std::byte>(100, std::byte{1}));
+  r.body_file = policy->file;
+  const auto uploaded = run(f.io, f.app->handle(std::move(r)));
+  REQUIRE(uploaded.status == 200);
+  CHECK(body_of(uploaded).at("verified").at("version") == "9.9");
+
+  REQUIRE(f.as(who, "POST", "/api/firmware/install", "{}").status == 202);
+  std::string state;
+  run_until(f.io, [&] {
+    state =
+        std::string{body_of(f.as(who, "GET", "/api/firmware")).at("job").at("state").as_string()};
+    return state != "installing";
+  });
+  CHECK(state == "failed");
+  const auto after = body_of(f.as(who, "GET", "/api/firmware"));
+  CHECK(after.at("job").at("result").at("message") == "disk gone");
+  CHECK(after.at("job").at("written") == 50);
+  CHECK_FALSE(after.at("staged").is_null());  // still there to try again
+  CHECK(f.as(who, "POST", "/api/firmware/reboot", "{}").status == 202);
+  run_until(f.io, [&] {
+    std::ifstream rebooted{args};
+    const std::string all{std::istreambuf_iterator<char>{rebooted}, {}};
+    return all.find("reboot\n") != std::string::npos;
+  });
+
+  std::ifstream in{args};
+  std::string text{std::istreambuf_iterator<char>{in}, {}};
+  const auto staged = (f.dir / "state" / "firmware" / "staged.dstmfw").string();
+  CHECK(text.find("--disk /dev/test-disk verify " + policy->file.string() + " --reset-settings") !=
+        std::string::npos);
+  CHECK(text.find("--disk /dev/test-disk --progress install " + staged + " --reset-settings") !=
+        std::string::npos);
+}
