@@ -21,7 +21,8 @@ packages=(
   # driven by playwright-core from npm, which needs Node.js >= 20: below) and its load check (wrk)
   libjs-chart.js chromium wrk
   # the firmware image (docs/firmware.md): GRUB's BIOS files, the FAT and ext4 tools, GPT, the
-  # kernel module index, the initramfs archive and compression; QEMU boots it in the image test
+  # kernel module index, the initramfs archive and compression; QEMU boots it in the image test;
+  # fw-upgrade's tests make disk image files with the same tools
   grub-pc-bin mtools dosfstools e2fsprogs fdisk kmod cpio zstd qemu-system-x86
 )
 

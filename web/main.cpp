@@ -149,7 +149,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  web::Server server{io, web::server_options(config, **tls, &counters), (*app)->handler()};
+  auto server_opts = web::server_options(config, **tls, &counters);
+  server_opts.upload = (*app)->upload_policy();
+  web::Server server{io, std::move(server_opts), (*app)->handler()};
   if (auto started = server.start(); !started) {
     log.error("{}", started.error());
     return 1;

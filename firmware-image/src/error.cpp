@@ -31,6 +31,14 @@ std::string_view to_string(Errc e) noexcept {
       return "settings_incompatible";
     case Errc::BadEnvironment:
       return "bad_environment";
+    case Errc::BadDisk:
+      return "bad_disk";
+    case Errc::Io:
+      return "io";
+    case Errc::BadSettings:
+      return "bad_settings";
+    case Errc::BadUsage:
+      return "bad_usage";
   }
   return "unknown";
 }

@@ -66,6 +66,37 @@ export async function api(method, path, body, {timeout = 30000, signal} = {}) {
   return parsed;
 }
 
+// Sends a file as the raw request body (the firmware bundle, a settings backup): the browser
+// streams it, the server writes it to a file (docs/web.md, "Uploads"). Answers as api() does.
+export async function upload(path, file, {timeout = 600000} = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeout);
+  const headers = {Accept: 'application/json', 'Content-Type': 'application/octet-stream'};
+  if (csrfToken) headers['X-CSRF-Token'] = csrfToken;
+  let response;
+  try {
+    response = await fetch(path, {method: 'POST', headers, body: file, credentials: 'same-origin',
+                                  cache: 'no-store', signal: controller.signal});
+  } catch (e) {
+    throw new ApiError(0, controller.signal.aborted ? `no answer within ${timeout / 1000} s`
+                                                    : `the dashboard cannot be reached (${e.message})`);
+  } finally {
+    clearTimeout(timer);
+  }
+  let parsed = null;
+  try {
+    parsed = JSON.parse(await response.text());
+  } catch {
+    parsed = null;
+  }
+  if (!response.ok) {
+    if (response.status === 401) unauthorized();
+    throw new ApiError(response.status, parsed && parsed.error ? parsed.error : `HTTP ${response.status}`,
+                       parsed);
+  }
+  return parsed;
+}
+
 export const get = (path, options) => api('GET', path, undefined, options);
 export const post = (path, body, options) => api('POST', path, body ?? {}, options);
 export const put = (path, body, options) => api('PUT', path, body ?? {}, options);

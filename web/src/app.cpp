@@ -88,11 +88,13 @@ bool apply_web_settings(AppState& s, const json::value& document) {
   s.web.confirm_timeout = next.confirm_timeout;
   s.web.login_attempts_per_minute = next.login_attempts_per_minute;
   s.limiter.set_limit(next.login_attempts_per_minute);
+  s.web.firmware = next.firmware;  // read by each firmware request
   // What only a restart takes: the listeners and where the state lives.
   auto running = s.web;
   next.session_idle_timeout = running.session_idle_timeout;
   next.confirm_timeout = running.confirm_timeout;
   next.login_attempts_per_minute = running.login_attempts_per_minute;
+  next.firmware = running.firmware;
   return !(next == running);
 }
 
@@ -171,13 +173,6 @@ void add_own_routes(AppState& s) {
     co_return HttpResponse::json(json::object{{"ok", true}});
   });
   AppState* self = &s;
-  s.router.add(
-      "GET", "/api/firmware", Access::Session, [self](ApiCall&) -> asio::awaitable<HttpResponse> {
-        co_return HttpResponse::json(json::object{{"version", self->options.version},
-                                                  {"build", self->options.build},
-                                                  {"board", "x86-64"},
-                                                  {"upgrade", "not available in this build"}});
-      });
   s.router.add("GET", "/api/metrics", Access::Session,
                [self](ApiCall&) -> asio::awaitable<HttpResponse> {
                  HttpResponse r;
@@ -263,6 +258,8 @@ boost::system::result<std::unique_ptr<App>, std::string> App::open(asio::io_cont
   detail::add_daemon_routes(*s);
   detail::add_event_routes(*s);
   detail::add_config_routes(*s);
+  detail::add_firmware_routes(*s);
+  if (auto r = detail::open_firmware_dirs(*s); !r) return r.error();
   s->started = std::chrono::steady_clock::now();
   return std::unique_ptr<App>{new App{std::make_unique<Impl>(Impl{std::move(s)})}};
 }
@@ -279,6 +276,11 @@ HttpHandler App::handler() {
   return [state = impl_->state](HttpRequest request) {
     return detail::handle_request(state, std::move(request));
   };
+}
+
+UploadPolicy App::upload_policy() {
+  return
+      [state = impl_->state](const HttpRequest& head) { return detail::upload_for(*state, head); };
 }
 
 void App::stop() noexcept {

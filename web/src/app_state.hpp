@@ -28,6 +28,7 @@
 #include "web/config.hpp"
 #include "web/config_store.hpp"
 #include "web/daemons.hpp"
+#include "web/server.hpp"
 #include "web/system_info.hpp"
 
 namespace web::detail {
@@ -37,6 +38,16 @@ struct ReloadResult {
   std::string name;
   std::string result;  // "reloaded", "unchanged", "down", "failed"
   std::string error;   // for down and failed
+};
+
+// The firmware install run from the page (api_firmware.cpp).
+struct FirmwareJob {
+  std::string state = "idle";  // idle, installing, installed, failed
+  std::uint64_t written = 0;
+  std::uint64_t total = 0;
+  std::uint64_t published = 0;  // `written` when the last firmware event went out
+  boost::json::value result;    // fw-upgrade's answer once it ended
+  bool rebooting = false;
 };
 
 struct AppState : std::enable_shared_from_this<AppState> {
@@ -83,6 +94,9 @@ struct AppState : std::enable_shared_from_this<AppState> {
   boost::asio::steady_timer pending_timer;
   std::uint64_t pending_watch = 0;  // the watcher of the confirm window that is current
   EventHub events;
+  boost::json::value
+      staged;  // the verified bundle waiting to be flashed (fw-upgrade verify's answer)
+  FirmwareJob firmware_job;
   std::optional<CpuTimes> cpu_before;
 
   platform::Counter& logins_ok;
@@ -102,7 +116,14 @@ struct AppState : std::enable_shared_from_this<AppState> {
 void add_auth_routes(AppState& s);    // api_auth.cpp: login, logout, session, users, TLS
 void add_daemon_routes(AppState& s);  // api_daemons.cpp: status, leases, TEPs, traffic, logs
 void add_event_routes(AppState& s);   // api_events.cpp: GET /api/events
-void add_config_routes(AppState& s);  // api_config.cpp: config, check, diff, apply, history
+void add_config_routes(AppState& s);
+void add_firmware_routes(AppState& s);  // api_firmware.cpp: slots, upload, install, backup
+// api_firmware.cpp: the state directory's uploads/ and firmware/, emptied at open.
+boost::system::result<void, std::string> open_firmware_dirs(AppState& s);
+// api_firmware.cpp: the upload policy (ServerOptions::upload): an admin's POST with its CSRF
+// token to the bundle or backup upload goes to a file in <state_dir>/uploads.
+std::optional<Upload> upload_for(
+    AppState& s, const HttpRequest& head);  // api_config.cpp: config, check, diff, apply, history
 
 // api_config.cpp: at open, a pending apply whose window ran out is rolled back (the file at
 // once, the daemons' reloads started on the io_context); otherwise its window is watched.
@@ -123,7 +144,8 @@ bool origin_matches_host(const HttpRequest& request);
 boost::system::result<boost::json::value, std::string> read_document(
     const std::filesystem::path& path);
 
-// The web section's live settings from a document (sessions, confirm window, login budget);
+// The web section's live settings from a document (sessions, confirm window, login budget,
+// firmware tools);
 // returns whether something needing a restart of dstm-web changed (listen, ports, state_dir,
 // limits, hsts).
 bool apply_web_settings(AppState& s, const boost::json::value& document);

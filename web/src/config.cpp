@@ -55,6 +55,36 @@ std::vector<std::string> read_listen(platform::ObjectReader& r, std::vector<std:
   return out;
 }
 
+// An absolute path (no NUL, bounded), or the default after an error.
+std::string read_path(platform::ObjectReader& r, std::string_view key, std::string fallback) {
+  auto path = r.optional_string(key);
+  if (!path) return fallback;
+  if (path->empty() || path->front() != '/' || path->find('\0') != std::string::npos ||
+      path->size() > kMaxStateDir) {
+    r.error(key,
+            fmt::format("must be an absolute path without NUL, at most {} bytes", kMaxStateDir));
+    return fallback;
+  }
+  return std::move(*path);
+}
+
+FirmwareConfig read_firmware(platform::ObjectReader& r) {
+  const FirmwareConfig defaults;
+  FirmwareConfig f;
+  f.tool = read_path(r, "tool", defaults.tool);
+  f.disk = read_path(r, "disk", defaults.disk);
+  if (auto command = r.optional_strings("reboot_command")) {
+    if (command->empty() || command->front().empty() || command->front().front() != '/')
+      r.error("reboot_command", "must start with an absolute path to the program");
+    else
+      f.reboot_command = std::move(*command);
+  }
+  f.max_upload_bytes =
+      r.optional_integer<std::uint64_t>("max_upload_bytes", 1024 * 1024, std::uint64_t{4} << 30)
+          .value_or(defaults.max_upload_bytes);
+  return f;
+}
+
 WebConfig read_web(platform::ObjectReader& r) {
   const WebConfig defaults;
   WebConfig c;
@@ -107,6 +137,7 @@ WebConfig read_web(platform::ObjectReader& r) {
             fmt::format("max_connections_per_source ({}) is more than max_connections ({})",
                         c.max_connections_per_source, c.max_connections));
   c.hsts = r.optional_boolean("hsts").value_or(defaults.hsts);
+  if (auto fw = r.optional_object("firmware", read_firmware)) c.firmware = std::move(*fw);
   return c;
 }
 

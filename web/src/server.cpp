@@ -26,6 +26,7 @@
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
+#include <boost/beast/http/file_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
@@ -68,6 +69,35 @@ std::string lower(std::string_view s) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return out;
 }
+
+// A request's head as the upload policy sees it (no body); nullopt for a target the handler
+// would refuse anyway.
+std::optional<HttpRequest> head_of(const http::request<http::string_body>& m,
+                                   const tcp::endpoint& remote) {
+  auto target = parse_target(m.target());
+  if (!target) return std::nullopt;
+  HttpRequest r;
+  r.method = std::string{m.method_string()};
+  r.target = std::string{m.target()};
+  r.path = std::move(target->path);
+  r.query = std::move(target->query);
+  for (const auto& field : m)
+    r.headers.emplace_back(lower(field.name_string()), std::string{field.value()});
+  r.remote = remote.address().to_string();
+  return r;
+}
+
+// Removes an upload's file when the request is done (the handler may have renamed it away).
+struct RemoveFile {
+  std::filesystem::path path;
+  RemoveFile() = default;
+  RemoveFile(const RemoveFile&) = delete;
+  RemoveFile& operator=(const RemoveFile&) = delete;
+  ~RemoveFile() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove(path, ec);
+  }
+};
 
 // A header the handler set that cannot go on the wire as it is (a CR or LF would end the field
 // early and let the rest be read as another header or a body).
@@ -408,35 +438,69 @@ asio::awaitable<void> Server::Impl::serve(std::shared_ptr<Connection> conn, Stre
       if (ec || self.stopped) co_return;
     }
 
-    // A request is arriving: all of it within read_timeout. Beast's parser enforces both limits;
-    // a Content-Length over the body limit fails with the header, before any body is read.
+    // A request is arriving: all of it within read_timeout (an upload: its own timeout once the
+    // head is in). Beast's parser enforces the header limit; the body limit depends on the head
+    // (an upload has its own), so a Content-Length over it is refused here, with the head, before
+    // any of the body is read.
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(limits.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
-    parser.body_limit(limits.max_body_bytes);
+    parser.body_limit(boost::none);
     tcp_layer.expires_after(limits.read_timeout);
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
+    const bool header_done = parser.is_header_done();
+    std::optional<Upload> upload;
+    if (!ec && https && self.options.upload)
+      if (auto head = head_of(parser.get(), conn->remote)) upload = self.options.upload(*head);
+    const std::uint64_t body_limit = upload ? upload->max_bytes : limits.max_body_bytes;
+    if (!ec && parser.content_length() && *parser.content_length() > body_limit)
+      ec = http::error::body_limit;
+    // The head of an upload's message (its body went to the file), and the file removed after
+    // the handler unless the handler moved it.
+    std::optional<http::request<http::string_body>> uploaded;
+    RemoveFile uploaded_file;
     if (!ec && !parser.is_done()) {
       if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
         // The client waits for this before sending the body (curl does for larger bodies).
         http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
         std::tie(ec, n) = co_await http::async_write(stream, cont, kNoThrow);
       }
-      if (!ec) std::tie(ec, n) = co_await http::async_read(stream, buffer, parser, kNoThrow);
+      if (!ec && upload) {
+        http::request_parser<http::file_body> file_parser{std::move(parser)};
+        file_parser.body_limit(body_limit);
+        beast::error_code open_ec;
+        file_parser.get().body().open(upload->file.c_str(), beast::file_mode::write_new, open_ec);
+        if (open_ec) {
+          self.log.error_limited("upload-file", "{}: {}", upload->file.string(), open_ec.message());
+          conn->responding = true;
+          co_await send(*conn, stream, HttpResponse::error(500, "internal error"), 11, false, false,
+                        https);
+          co_await finish(*conn, stream);
+          co_return;
+        }
+        uploaded_file.path = upload->file;
+        tcp_layer.expires_after(upload->timeout);
+        std::tie(ec, n) = co_await http::async_read(stream, buffer, file_parser, kNoThrow);
+        file_parser.get().body().close();
+        uploaded.emplace(std::move(file_parser.release().base()));
+      } else if (!ec) {
+        parser.body_limit(body_limit);
+        std::tie(ec, n) = co_await http::async_read(stream, buffer, parser, kNoThrow);
+      }
     }
     if (self.stopped) co_return;
     if (ec) {
       std::optional<HttpResponse> failure;
       if (ec == http::error::body_limit) {
-        failure = HttpResponse::error(
-            413, fmt::format("request body larger than {} bytes", limits.max_body_bytes));
+        failure =
+            HttpResponse::error(413, fmt::format("request body larger than {} bytes", body_limit));
       } else if (ec == http::error::header_limit ||
-                 (ec == http::error::buffer_overflow && !parser.is_header_done())) {
+                 (ec == http::error::buffer_overflow && !header_done)) {
         failure = HttpResponse::error(
             431, fmt::format("request header larger than {} bytes", limits.max_header_bytes));
       } else if (ec == http::error::buffer_overflow) {
-        failure = HttpResponse::error(
-            413, fmt::format("request body larger than {} bytes", limits.max_body_bytes));
+        failure =
+            HttpResponse::error(413, fmt::format("request body larger than {} bytes", body_limit));
       } else if (ec == beast::error::timeout) {
         self.count_timeout();
         co_return;
@@ -453,7 +517,7 @@ asio::awaitable<void> Server::Impl::serve(std::shared_ptr<Connection> conn, Stre
       co_return;
     }
 
-    auto message = parser.release();
+    auto message = uploaded ? std::move(*uploaded) : parser.release();
     const unsigned version = message.version();
     const bool head = message.method() == http::verb::head;
     bool keep_alive = message.keep_alive();
@@ -481,6 +545,7 @@ asio::awaitable<void> Server::Impl::serve(std::shared_ptr<Connection> conn, Stre
       for (const auto& field : message)
         request.headers.emplace_back(lower(field.name_string()), std::string{field.value()});
       request.body = std::move(message.body());
+      request.body_file = uploaded_file.path;
       request.remote = conn->remote.address().to_string();
       std::optional<std::string> failure;
       try {

@@ -22,6 +22,10 @@ enum class Errc {
   Incompatible,          // a config schema this firmware cannot upgrade to
   SettingsIncompatible,  // compatible, but the settings cannot be kept
   BadEnvironment,        // a boot environment block (grubenv) that does not parse
+  BadDisk,               // a partition table or file system that is not the appliance's layout
+  Io,                    // reading or writing a file or disk failed
+  BadSettings,           // a settings backup that cannot be restored
+  BadUsage,              // a command line that names no valid operation
 };
 
 std::string_view to_string(Errc e) noexcept;

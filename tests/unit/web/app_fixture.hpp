@@ -127,6 +127,10 @@ class AppFixture {
     options.tick = 10ms;
     options.daemon_timeout = 2s;
     options.reload_wait = 5s;
+    // Never the host's tools: a test that needs them sets its own.
+    options.web.firmware.tool = (dir.path() / "no-fw-upgrade").string();
+    options.web.firmware.disk = (dir.path() / "no-disk").string();
+    options.web.firmware.reboot_command = {"/bin/false"};
   }
 
   ~AppFixture() { close(); }

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <deque>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -800,3 +802,57 @@ TEST_CASE("server: start names the address and port it cannot bind, and stop clo
 }
 
 }  // namespace
+
+TEST_CASE("server: an upload's body goes to the policy's file under its own limit", "[web]") {
+  Fixture f;
+  auto options = f.options();
+  options.limits.max_body_bytes = 1024;
+  const auto file = f.tmp / "upload.part";
+  options.upload = [&](const web::HttpRequest& head) -> std::optional<web::Upload> {
+    if (head.path != "/upload") return std::nullopt;
+    return web::Upload{.file = file, .max_bytes = 3 * 1024 * 1024, .timeout = kSafety};
+  };
+  std::string seen_in_file;
+  std::optional<web::HttpRequest> seen;
+  web::HttpHandler handler = [&](web::HttpRequest req) -> asio::awaitable<web::HttpResponse> {
+    if (!req.body_file.empty()) {
+      std::ifstream in{req.body_file, std::ios::binary};
+      seen_in_file.assign(std::istreambuf_iterator<char>{in}, {});
+    }
+    seen = req;
+    co_return web::HttpResponse::json(1);
+  };
+  std::string payload(3 * 1024 * 1024, 'u');
+  for (std::size_t i = 0; i < payload.size(); i += 4096)
+    payload[i] = static_cast<char>('a' + i % 26);
+  with_server(options, handler, [&](web::Server& server) -> asio::awaitable<void> {
+    // Another path keeps the ordinary limit.
+    auto other = co_await connect_tls(f.client, server.https_endpoints()[0]);
+    co_await write_raw(*other,
+                       "POST /other HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2048\r\n\r\n");
+    beast::flat_buffer b3;
+    const auto refused = co_await read_response(*other, b3);
+    CHECK(refused.result_int() == 413);
+
+    auto s = co_await connect_tls(f.client, server.https_endpoints()[0]);
+    beast::flat_buffer buffer;
+    const auto ok = co_await request(*s, buffer, http::verb::post, "/upload", payload);
+    CHECK(ok.result_int() == 200);
+    REQUIRE(seen);
+    CHECK(seen->body.empty());
+    CHECK(seen->body_file == file);
+    CHECK(seen_in_file == payload);
+    // Removed once the handler returned.
+    CHECK_FALSE(std::filesystem::exists(file));
+
+    // Past the upload's own limit: refused from the head.
+    auto big = co_await connect_tls(f.client, server.https_endpoints()[0]);
+    co_await write_raw(*big,
+                       "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       "Content-Length: 3145729\r\n\r\n");
+    beast::flat_buffer b2;
+    const auto res = co_await read_response(*big, b2);
+    CHECK(res.result_int() == 413);
+    CHECK(res.body() == "{\"error\":\"request body larger than 3145728 bytes\"}\n");
+  });
+}

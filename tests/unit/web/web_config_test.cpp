@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -138,6 +139,30 @@ TEST_CASE("web config: every error is reported with its pointer", "[web]") {
     const auto errors = c.error();
     CHECK(errors == row.errors);
   }
+}
+
+TEST_CASE("web config: the firmware tools are read and checked", "[web]") {
+  const web::FirmwareConfig defaults;
+  CHECK(defaults.tool == "/usr/sbin/fw-upgrade");
+  CHECK(defaults.disk == "/dev/vda");
+  CHECK(defaults.reboot_command == std::vector<std::string>{"/sbin/reboot"});
+  const auto c = web::parse_web_section(document(R"({"web": {"firmware": {
+    "tool": "/opt/fw-upgrade", "disk": "/dev/sda", "reboot_command": ["/sbin/shutdown", "-r", "now"],
+    "max_upload_bytes": 1048576}}})"));
+  REQUIRE(c.has_value());
+  CHECK(c->firmware.tool == "/opt/fw-upgrade");
+  CHECK(c->firmware.disk == "/dev/sda");
+  CHECK(c->firmware.reboot_command == std::vector<std::string>{"/sbin/shutdown", "-r", "now"});
+  CHECK(c->firmware.max_upload_bytes == 1048576);
+
+  const auto bad = web::parse_web_section(document(R"({"web": {"firmware": {
+    "tool": "fw-upgrade", "reboot_command": [], "max_upload_bytes": 1000, "other": 1}}})"));
+  REQUIRE_FALSE(bad.has_value());
+  std::vector<std::string> paths;
+  for (const auto& e : bad.error()) paths.push_back(e.path);
+  std::sort(paths.begin(), paths.end());
+  CHECK(paths == std::vector<std::string>{"/web/firmware/max_upload_bytes", "/web/firmware/other",
+                                          "/web/firmware/reboot_command", "/web/firmware/tool"});
 }
 
 TEST_CASE("web config: a document that is not an object is an error at the document", "[web]") {

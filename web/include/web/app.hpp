@@ -15,6 +15,7 @@
 
 #include "web/config.hpp"
 #include "web/http.hpp"
+#include "web/server.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -67,6 +68,9 @@ class App {
   // Every request: /api/... to the API, anything else to the embedded assets.
   boost::asio::awaitable<HttpResponse> handle(HttpRequest request);
   HttpHandler handler();  // handle() bound to this App
+  // Which requests' bodies the server streams to a file (ServerOptions::upload): the firmware
+  // bundle and settings backup uploads of a logged-in admin.
+  UploadPolicy upload_policy();
 
   // Cancels timers and event streams (the pending apply stays on disk).
   void stop() noexcept;

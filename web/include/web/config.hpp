@@ -15,6 +15,17 @@
 
 namespace web {
 
+// The firmware page's tools (docs/config.md, "The web section"): the upgrade tool, the disk it
+// works on, the command that reboots the appliance, and the largest upload it takes (a bundle or
+// a settings backup), streamed to a file in state_dir.
+struct FirmwareConfig {
+  std::string tool = "/usr/sbin/fw-upgrade";
+  std::string disk = "/dev/vda";
+  std::vector<std::string> reboot_command{"/sbin/reboot"};
+  std::uint64_t max_upload_bytes = 256 * 1024 * 1024;
+  bool operator==(const FirmwareConfig&) const = default;
+};
+
 struct WebConfig {
   std::vector<std::string> listen{"127.0.0.1"};  // management addresses (IP literals)
   std::uint16_t https_port = 443;
@@ -26,6 +37,7 @@ struct WebConfig {
   std::uint32_t max_connections = 256;
   std::uint32_t max_connections_per_source = 32;
   bool hsts = false;
+  FirmwareConfig firmware;
   bool operator==(const WebConfig&) const = default;
 };
 

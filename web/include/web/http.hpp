@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -32,6 +33,9 @@ struct HttpRequest {
   Params params;       // the matched route's "{name}" segments (set by the API's router)
   Headers headers;     // every header, names lower-cased, in order
   std::string body;    // at most the server's body limit
+  // An upload (ServerOptions::upload): the body is in this file instead, which the server removes
+  // after the handler returns unless the handler moved it away. Empty otherwise.
+  std::filesystem::path body_file;
   std::string remote;  // the peer's address as text ("127.0.0.1", "2001:db8::1")
   // The first header with this (lower-case) name.
   std::optional<std::string_view> header(std::string_view lower_name) const;

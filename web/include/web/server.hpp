@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +47,17 @@ struct ServerLimits {
   std::size_t max_connections_per_source = 32;
 };
 
+// Where the body of an upload goes: a new file (created 0600 by the server; its directory must
+// exist), at most max_bytes (more: 413, refused from Content-Length before any of the body is
+// read), the whole request within timeout instead of read_timeout.
+struct Upload {
+  std::filesystem::path file;
+  std::uint64_t max_bytes = 0;
+  std::chrono::milliseconds timeout{300'000};
+};
+// Decides from a request's head (everything but the body): nullopt for an ordinary request.
+using UploadPolicy = std::function<std::optional<Upload>(const HttpRequest& head)>;
+
 struct ServerOptions {
   std::vector<std::string> listen{"127.0.0.1"};  // IP literals; each gets both listeners
   std::uint16_t https_port = 443;                // 0: an ephemeral port (tests)
@@ -56,6 +69,8 @@ struct ServerOptions {
   // Optional; must outlive the server. web_requests_total{code}, web_connections,
   // web_connections_rejected_total, web_timeouts_total, web_tls_handshake_failures_total.
   platform::Counters* counters = nullptr;
+  // Optional: requests whose body is streamed to a file (HttpRequest::body_file).
+  UploadPolicy upload;
 };
 
 // The options a WebConfig asks for (limits not in the web section keep their defaults).
