@@ -73,6 +73,23 @@ std::vector<std::string> in_netns(test::Lab& lab, std::vector<std::string> argv)
 
 }  // namespace
 
+TEST_CASE("kernel backend: a link dump lists the namespace's links with their kind", "[kernel]") {
+  test::Lab lab{kLab};
+  REQUIRE(lab.run("t", {"ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"}).ok());
+  auto links = lab.netlink("t").links();
+  INFO((links ? std::string{"ok"} : links.error().to_string()));
+  REQUIRE(links);
+  bool lo = false, v0 = false, v1 = false;
+  for (const auto& l : *links) {
+    lo = lo || (l.name == "lo" && l.index == 1);
+    v0 = v0 || (l.name == "v0" && l.kind == "veth");
+    v1 = v1 || (l.name == "v1" && l.kind == "veth");
+  }
+  CHECK(lo);
+  CHECK(v0);
+  CHECK(v1);
+}
+
 TEST_CASE("kernel backend: the probe agrees with iproute2 and leaves nothing behind", "[kernel]") {
   test::Lab lab{kLab};
   const bool expected = iproute2_has_ip6tnl(lab, "t");

@@ -160,8 +160,17 @@ int main() {
   (void)client.set_link_up(veth1);
 
   // 3. The TEP side: the catch-all device with the keepalive address, and one device for the
-  // client with its lease routed into it.
+  // client with its lease routed into it. A device named like a client's, left by a killed
+  // daemon, is swept first.
   enter(tep_ns);
+  const auto leftover = tep.add_ip6_tunnel(
+      nl::Ip6Tunnel{.name = tep::io::kernel_device_name("tep0", v6("2001:db8:1::9")),
+                    .local = v6("2001:db8:1::1"),
+                    .remote = v6("2001:db8:1::9"),
+                    .link = 0,
+                    .hop_limit = 64,
+                    .mtu = std::nullopt});
+  check("tep_leftover", leftover.has_value(), text(leftover));
   auto tunnels =
       tep::io::KernelTunnels::open(tep::io::KernelTunnelsConfig{.prefix = "tep0",
                                                                 .local = v6("2001:db8:1::1"),
@@ -171,6 +180,8 @@ int main() {
                                                                 .max_devices = 16});
   check("tep_catch_all", tunnels.has_value(), tunnels ? "" : tunnels.error());
   if (!tunnels) return 1;
+  check("tep_sweep",
+        leftover && !tep.link(tep::io::kernel_device_name("tep0", v6("2001:db8:1::9"))));
   auto& k = **tunnels;
   const bool bound = k.bind(v4("198.51.100.7"), v6("2001:db8:1::2"));
   check("tep_bind", bound && k.devices() == 1, k.last_error());

@@ -259,6 +259,12 @@ Message veth_add(std::uint32_t seq, std::string_view name, std::string_view peer
   return b.finish();
 }
 
+Message link_dump(std::uint32_t seq) {
+  Builder b{RTM_GETLINK, NLM_F_DUMP, seq};
+  b.family_header<ifinfomsg>().ifi_family = AF_UNSPEC;
+  return b.finish();
+}
+
 Message link_delete(std::uint32_t seq, std::uint32_t ifindex) {
   Builder b{RTM_DELLINK, 0, seq};
   auto& ifi = b.family_header<ifinfomsg>();
@@ -483,7 +489,8 @@ namespace {
 
 // Bounds on one exchange or wait, on top of the deadline: no reply we ask for comes near them.
 constexpr int kMaxDatagrams = 1024;
-constexpr std::size_t kMaxReplies = 1024;
+// A dump of every link: thousands of ip6tnl devices are possible with the kernel backend.
+constexpr std::size_t kMaxReplies = 16384;
 constexpr std::size_t kReceiveBuffer = 64 * 1024;
 
 NetlinkError error_of(boost::system::error_code code) {
@@ -603,6 +610,14 @@ NetlinkResult<void> NetlinkClient::exchange(netlink::Bytes request,
         if (ack->error != 0) return NetlinkError{errno_code(ack->error), std::move(ack->message)};
         return {};
       }
+      if (m->header.type == NLMSG_DONE) {
+        // The end of a dump: an int, 0 or -errno (extended-ack text after it is not read).
+        if (m->payload.size() >= 4) {
+          const auto error = static_cast<std::int32_t>(netlink::load_u32(m->payload.first(4)));
+          if (error < 0 && error >= -4095) return error_of(errno_code(-error));
+        }
+        return {};
+      }
       if (m->header.type == NLMSG_NOOP) continue;
       if (replies != nullptr) replies->emplace_back(whole.begin(), whole.end());
     }
@@ -679,6 +694,20 @@ NetlinkResult<void> NetlinkClient::delete_address(std::uint32_t ifindex,
                                                   std::uint8_t prefix_len) {
   return call(netlink::address_delete(next_sequence(), ifindex, address, prefix_len));
 }
+NetlinkResult<std::vector<netlink::LinkInfo>> NetlinkClient::links() {
+  auto replies = query(netlink::link_dump(next_sequence()));
+  if (!replies) return replies.error();
+  std::vector<netlink::LinkInfo> out;
+  for (const auto& reply : *replies) {
+    auto m = netlink::parse_message(reply);
+    if (!m || m->header.type != RTM_NEWLINK) continue;
+    auto link = netlink::parse_link(*m);
+    if (!link) return error_of(link.error());
+    out.push_back(std::move(*link));
+  }
+  return out;
+}
+
 NetlinkResult<void> NetlinkClient::delete_link(std::uint32_t ifindex) {
   return call(netlink::link_delete(next_sequence(), ifindex));
 }

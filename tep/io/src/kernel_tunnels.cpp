@@ -35,6 +35,19 @@ std::uint32_t name_hash(const core::Ipv6Address& a) {
 
 }  // namespace
 
+std::string kernel_device_name(std::string_view prefix, const core::Ipv6Address& client) {
+  return fmt::format("{}k{:08x}", prefix.substr(0, 6), name_hash(client));
+}
+
+bool is_kernel_device_name(std::string_view prefix, std::string_view name) noexcept {
+  prefix = prefix.substr(0, 6);
+  if (name.size() != prefix.size() + 9 || !name.starts_with(prefix) || name[prefix.size()] != 'k')
+    return false;
+  for (const char c : name.substr(prefix.size() + 1))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
 std::optional<std::pair<core::Ipv6Address, core::Ipv4Address>> tunnel_sources(
     core::Bytes packet) noexcept {
   core::ByteReader in{packet};
@@ -65,6 +78,13 @@ boost::system::result<std::unique_ptr<KernelTunnels>, std::string> KernelTunnels
   auto netlink = platform::NetlinkClient::open();
   if (!netlink) return fmt::format("netlink: {}", netlink.error().message());
   std::unique_ptr<KernelTunnels> k{new KernelTunnels{std::move(config), std::move(*netlink)}};
+  auto links = k->netlink_.links();
+  if (!links) return fmt::format("listing the links: {}", links.error().to_string());
+  for (const auto& link : *links) {
+    if (link.kind != "ip6tnl" || !is_kernel_device_name(k->config_.prefix, link.name)) continue;
+    if (auto ok = k->netlink_.delete_link(link.index); !ok)
+      return fmt::format("deleting the leftover {}: {}", link.name, ok.error().to_string());
+  }
   const nl::Ip6Tunnel catch_all{.name = k->catch_all_name_,
                                 .local = k->config_.local,
                                 .remote = core::Ipv6Address{},
@@ -148,13 +168,12 @@ bool KernelTunnels::bind(core::Ipv4Address address, const core::Ipv6Address& cli
       ++counters_.over_limit;
       return false;
     }
-    const nl::Ip6Tunnel t{
-        .name = fmt::format("{}k{:08x}", config_.prefix.substr(0, 6), name_hash(client)),
-        .local = config_.local,
-        .remote = client,
-        .link = 0,
-        .hop_limit = config_.hop_limit,
-        .mtu = config_.inner_mtu};
+    const nl::Ip6Tunnel t{.name = kernel_device_name(config_.prefix, client),
+                          .local = config_.local,
+                          .remote = client,
+                          .link = 0,
+                          .hop_limit = config_.hop_limit,
+                          .mtu = config_.inner_mtu};
     auto index = create(t);
     if (!index) {
       ++counters_.errors;

@@ -252,6 +252,20 @@ TEST_CASE("netlink: ip6tnl change names the device by index and carries only the
   CHECK(nl::ip6_tunnel_change(23, 9, client_tunnel()) == expected);
 }
 
+TEST_CASE("netlink: link dump is RTM_GETLINK with NLM_F_DUMP", "[netlink]") {
+  const auto expected = bytes({
+      0x20, 0x00, 0x00, 0x00,  // nlmsg_len 32
+      0x12, 0x00, 0x05, 0x03,  // RTM_GETLINK, REQUEST|ACK|DUMP (ROOT 0x100 | MATCH 0x200)
+      0x19, 0x00, 0x00, 0x00,  // seq 25
+      0x00, 0x00, 0x00, 0x00,  // pid
+      0x00, 0x00, 0x00, 0x00,  // AF_UNSPEC
+      0x00, 0x00, 0x00, 0x00,  // index 0: all
+      0x00, 0x00, 0x00, 0x00,  // flags
+      0x00, 0x00, 0x00, 0x00,  // change
+  });
+  CHECK(nl::link_dump(25) == expected);
+}
+
 TEST_CASE("netlink: link delete is RTM_DELLINK by index", "[netlink]") {
   const auto expected = bytes({
       0x20, 0x00, 0x00, 0x00,  // nlmsg_len 32

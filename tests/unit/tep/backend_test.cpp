@@ -104,3 +104,23 @@ TEST_CASE("kernel tunnels: the outer and inner sources of a tunnel packet", "[ba
   CHECK_FALSE(tep::io::tunnel_sources(udp6));
   CHECK_FALSE(tep::io::tunnel_sources(core::Bytes{packet}.first(55)));
 }
+
+TEST_CASE("kernel tunnels: client device names are stable and recognised for the sweep",
+          "[backend]") {
+  const auto name = tep::io::kernel_device_name("tep0", test::v6("2001:db8:c1::2"));
+  CHECK(name.size() == 13);
+  CHECK(name.starts_with("tep0k"));
+  CHECK(name == tep::io::kernel_device_name("tep0", test::v6("2001:db8:c1::2")));
+  CHECK(name != tep::io::kernel_device_name("tep0", test::v6("2001:db8:c1::3")));
+  CHECK(tep::io::is_kernel_device_name("tep0", name));
+  // A long interface name is cut to 6 bytes: the name stays within IFNAMSIZ - 1.
+  const auto long_name = tep::io::kernel_device_name("tep-long0", test::v6("2001:db8:c1::2"));
+  CHECK(long_name.size() == 15);
+  CHECK(tep::io::is_kernel_device_name("tep-long0", long_name));
+  // Not ours: the catch-all, the TUN device, another prefix, upper-case or short suffixes.
+  CHECK_FALSE(tep::io::is_kernel_device_name("tep0", "tep0-a"));
+  CHECK_FALSE(tep::io::is_kernel_device_name("tep0", "tep0"));
+  CHECK_FALSE(tep::io::is_kernel_device_name("tep1", name));
+  CHECK_FALSE(tep::io::is_kernel_device_name("tep0", "tep0k1F2E3D4C"));
+  CHECK_FALSE(tep::io::is_kernel_device_name("tep0", "tep0k1f2e3d4"));
+}

@@ -85,6 +85,9 @@ Message link_get_by_name(std::uint32_t seq, std::string_view name);
 Message veth_add(std::uint32_t seq, std::string_view name, std::string_view peer_name,
                  std::optional<int> peer_netns_fd);
 
+// RTM_GETLINK with NLM_F_DUMP: every link of the namespace, one RTM_NEWLINK each, then
+// NLMSG_DONE (a dump has no ack).
+Message link_dump(std::uint32_t seq);
 // RTM_DELLINK for ifindex (`ip link del`).
 Message link_delete(std::uint32_t seq, std::uint32_t ifindex);
 
@@ -235,7 +238,8 @@ class NetlinkClient {
   std::uint32_t next_sequence() noexcept { return ++seq_; }
 
   // Sends `request` (whose header carries its sequence number) and waits for the ack with that
-  // number. Other messages with that number are data replies: query() returns them in order.
+  // number, or for NLMSG_DONE when it is a dump (an error in NLMSG_DONE is returned as one).
+  // Other messages with that number are data replies: query() returns them in order.
   // Messages with other numbers are leftovers of a request that timed out, and are skipped.
   // Errors: the kernel's errno and text; errno of send/recv; Errc::AckTimeout,
   // netlink_truncated, netlink_malformed, too_many_replies.
@@ -259,6 +263,8 @@ class NetlinkClient {
                                      std::uint8_t prefix_len);
   NetlinkResult<void> delete_address(std::uint32_t ifindex, const core::Ipv6Address& address,
                                      std::uint8_t prefix_len);
+  // Every link of the namespace (a dump).
+  NetlinkResult<std::vector<netlink::LinkInfo>> links();
   NetlinkResult<void> delete_link(std::uint32_t ifindex);
   // Creates the ip6tnl device and returns its ifindex. Errors: the kernel's (EOPNOTSUPP "Unknown
   // device type" when it has no ip6tnl; EEXIST for a taken name or the same end points).

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 
@@ -47,6 +48,11 @@ struct KernelTunnelsCounters {
 std::optional<std::pair<core::Ipv6Address, core::Ipv4Address>> tunnel_sources(
     core::Bytes packet) noexcept;
 
+// The name of a client's device: the first 6 bytes of prefix, "k", 8 hex digits of a hash
+// (FNV-1a) of the client's address. And whether a name has that form, for the sweep at start.
+std::string kernel_device_name(std::string_view prefix, const core::Ipv6Address& client);
+bool is_kernel_device_name(std::string_view prefix, std::string_view name) noexcept;
+
 class KernelTunnels {
  public:
   // Opens a netlink socket in the calling thread's namespace, checks that strict rp_filter can
@@ -54,7 +60,8 @@ class KernelTunnels {
   // creates the catch-all device (local, remote ::, up, rp_filter 1, no routes): the kernel
   // decapsulates and drops what comes from clients it has no device for, instead of answering
   // them with ICMPv6 port unreachable, while the raw tunnel socket still gets its copy for the
-  // engine. A leftover ip6tnl device of the same name (a killed daemon's) is replaced.
+  // engine. First it deletes every ip6tnl device named like a client's device of this prefix:
+  // a killed daemon's, which would go on carrying their /32s to the clients of then.
   // Errors: text for the start error.
   static boost::system::result<std::unique_ptr<KernelTunnels>, std::string> open(
       KernelTunnelsConfig config);
