@@ -16,6 +16,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "dstm_client/packets.hpp"
@@ -176,33 +177,51 @@ struct KernelLink::Impl : std::enable_shared_from_this<Impl> {
         ::setsockopt(fd.get(), SOL_RAW, kIcmpFilter, &filter, sizeof filter) < 0)
       return platform::errno_code(errno);
     keepalive.emplace(io, fd.release());
-    asio::co_spawn(io, replies(shared_from_this()), [this](std::exception_ptr e) {
-      if (e) log.error("keepalive reply loop ended");
+    asio::co_spawn(io, replies(shared_from_this()), [&l = log](std::exception_ptr e) {
+      if (e) l.error("keepalive reply loop ended");
     });
     return {};
   }
 
+  // Reads replies until the socket has none left (Asio's reactor is edge-triggered: waiting
+  // with replies unread could wait forever), at most kRepliesPerWake before yielding to other
+  // work (`more`). False when the socket failed.
+  bool drain_replies(bool& more) {
+    more = false;
+    for (int i = 0; i < kRepliesPerWake; ++i) {
+      const ssize_t n = ::recv(keepalive->native_handle(), reply_buffer.data(), reply_buffer.size(),
+                               MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) return true;
+        m.tunnel_read_errors.inc();
+        return false;
+      }
+      if (!path) continue;
+      const auto verdict =
+          classify_inbound(core::Bytes{reply_buffer}.first(static_cast<std::size_t>(n)),
+                           path->lease, path->keepalive, echo_id);
+      if (verdict.kind != Inbound::Kind::KeepaliveReply) continue;
+      m.keepalive_replies.inc();
+      if (on_reply) on_reply(verdict.sequence);
+      if (closed) return true;  // the callback closed us
+    }
+    more = true;
+    return true;
+  }
+
   static asio::awaitable<void> replies(std::shared_ptr<Impl> self) {
     auto& d = *self;
+    bool more = false;
     while (!d.closed && d.keepalive) {
-      auto [ec] =
-          co_await d.keepalive->async_wait(asio::posix::descriptor_base::wait_read, kNoThrow);
-      if (ec || d.closed) co_return;
-      for (int i = 0; i < kRepliesPerWake && d.keepalive; ++i) {
-        const ssize_t n = ::recv(d.keepalive->native_handle(), d.reply_buffer.data(),
-                                 d.reply_buffer.size(), MSG_DONTWAIT);
-        if (n < 0) {
-          if (errno != EAGAIN && errno != EINTR) d.m.tunnel_read_errors.inc();
-          break;
-        }
-        if (!d.path) continue;
-        const auto verdict =
-            classify_inbound(core::Bytes{d.reply_buffer}.first(static_cast<std::size_t>(n)),
-                             d.path->lease, d.path->keepalive, d.echo_id);
-        if (verdict.kind != Inbound::Kind::KeepaliveReply) continue;
-        d.m.keepalive_replies.inc();
-        if (d.on_reply) d.on_reply(verdict.sequence);
+      if (more) {
+        co_await asio::post(d.io, asio::use_awaitable);
+      } else {
+        auto [ec] =
+            co_await d.keepalive->async_wait(asio::posix::descriptor_base::wait_read, kNoThrow);
+        if (ec) co_return;
       }
+      if (d.closed || !d.keepalive) co_return;
+      if (!d.drain_replies(more)) co_return;
     }
   }
 

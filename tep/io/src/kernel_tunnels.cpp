@@ -166,6 +166,7 @@ bool KernelTunnels::bind(core::Ipv4Address address, const core::Ipv6Address& cli
   if (device == clients_.end()) {
     if (clients_.size() >= config_.max_devices) {
       ++counters_.over_limit;
+      last_error_ = fmt::format("{} ip6tnl devices, the limit", config_.max_devices);
       return false;
     }
     const nl::Ip6Tunnel t{.name = kernel_device_name(config_.prefix, client),

@@ -70,8 +70,8 @@ class KernelTunnels {
   KernelTunnels& operator=(const KernelTunnels&) = delete;
 
   // Routes address/32 into client's device, created first if the client has none. False when
-  // it could not (last_error(), counters); the binding is then carried by user space, as the
-  // /32 is missing and the pool route leads into the TUN device.
+  // it could not (last_error() says why, counters); the binding is then carried by user space,
+  // as the /32 is missing and the pool route leads into the TUN device.
   bool bind(core::Ipv4Address address, const core::Ipv6Address& client);
   // Removes the route; a device left without routes is deleted.
   void unbind(core::Ipv4Address address);
