@@ -20,6 +20,9 @@ packages=(
   # the dashboard: Chart.js (embedded in dstm-web at build time), its browser test (Chromium
   # driven by playwright-core from npm, which needs Node.js >= 20: below) and its load check (wrk)
   libjs-chart.js chromium wrk
+  # the kernel backend's check in a QEMU guest (tests/kernel): the guest, its initramfs, and
+  # modprobe/depmod to pick the kernel's modules (the kernel and busybox .debs are only unpacked)
+  qemu-system-x86 zstd cpio kmod
 )
 
 if [[ $(id -u) -ne 0 ]]; then
