@@ -808,6 +808,15 @@ struct Daemon::Impl final : tep::Engine::Sink,
       // Both data paths' traffic: what the fast path moved never reached the engine.
       tep::bpf::BindingTraffic fast{};
       if (fast_path) fast = fast_path->traffic(a).value_or(fast);
+      // Or what the kernel carried through the client's ip6tnl device.
+      if (kernel) {
+        if (const auto k = kernel->traffic(b.client)) {
+          fast.packets_to_client = k->packets_to_client;
+          fast.bytes_to_client = k->bytes_to_client;
+          fast.packets_from_client = k->packets_from_client;
+          fast.bytes_from_client = k->bytes_from_client;
+        }
+      }
       e["packets_to_client"] = b.packets_to_client + fast.packets_to_client;
       e["bytes_to_client"] = b.bytes_to_client + fast.bytes_to_client;
       e["packets_from_client"] = b.packets_from_client + fast.packets_from_client;

@@ -1,6 +1,8 @@
 // The TEP's ip6tnl devices, one per bound client, mirrored from the binding table.
 #include "tep_io/kernel_tunnels.hpp"
 
+#include <charconv>
+
 #include <fmt/format.h>
 
 #include "platform/sysctl.hpp"
@@ -239,6 +241,23 @@ void KernelTunnels::clear() {
   for (const auto& [client, device] : clients_) remove(device.name, device.ifindex);
   clients_.clear();
   routes_.clear();
+}
+
+std::optional<DeviceTraffic> KernelTunnels::traffic(const core::Ipv6Address& client) const {
+  const auto it = clients_.find(client);
+  if (it == clients_.end()) return std::nullopt;
+  const auto read = [&](std::string_view key) -> std::uint64_t {
+    const auto v =
+        platform::read_sysctl(fmt::format("/sys/class/net/{}/statistics/{}", it->second.name, key));
+    if (!v) return 0;
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    return ec == std::errc{} ? n : 0;
+  };
+  return DeviceTraffic{.packets_to_client = read("tx_packets"),
+                       .bytes_to_client = read("tx_bytes"),
+                       .packets_from_client = read("rx_packets"),
+                       .bytes_from_client = read("rx_bytes")};
 }
 
 bool KernelTunnels::carries(const core::Ipv6Address& outer_source,

@@ -43,6 +43,14 @@ struct KernelTunnelsCounters {
   std::uint64_t over_limit = 0;  // bindings left to user space: max_devices reached
 };
 
+// A client device's statistics (/sys/class/net/NAME/statistics): what the kernel carried.
+struct DeviceTraffic {
+  std::uint64_t packets_to_client = 0;  // tx_packets
+  std::uint64_t bytes_to_client = 0;    // tx_bytes (inner packets)
+  std::uint64_t packets_from_client = 0;
+  std::uint64_t bytes_from_client = 0;
+};
+
 // The outer source and the inner source of an IPv4-in-IPv6 packet as the tunnel socket gives it
 // (40-byte header with next header 4, then the IPv4 header); nullopt when it is not one.
 std::optional<std::pair<core::Ipv6Address, core::Ipv4Address>> tunnel_sources(
@@ -82,6 +90,10 @@ class KernelTunnels {
   // (With an inner source not routed there, the kernel's rp_filter dropped it, and the engine
   // decides: a miss to learn, or a spoof to count.)
   bool carries(const core::Ipv6Address& outer_source, core::Ipv4Address inner_source) const;
+
+  // The traffic of client's device since it was created, or nullopt when it has none. A client
+  // with several bound addresses has one device: its traffic is theirs together.
+  std::optional<DeviceTraffic> traffic(const core::Ipv6Address& client) const;
 
   std::size_t devices() const noexcept { return clients_.size(); }
   std::size_t routes() const noexcept { return routes_.size(); }
