@@ -22,7 +22,8 @@ packages=(
   libjs-chart.js chromium wrk
   # the firmware image (docs/firmware.md): GRUB's BIOS files, the FAT and ext4 tools, GPT, the
   # kernel module index, the initramfs archive and compression; QEMU boots it in the image test;
-  # fw-upgrade's tests make disk image files with the same tools
+  # fw-upgrade's tests make disk image files with the same tools; the kernel backend's check
+  # boots Debian's kernel in a QEMU guest (tests/kernel)
   grub-pc-bin mtools dosfstools e2fsprogs fdisk kmod cpio zstd qemu-system-x86
 )
 

@@ -29,6 +29,7 @@
 #include "dstm_client/keepalive.hpp"
 #include "dstm_client/report.hpp"
 #include "dstm_client/schedule.hpp"
+#include "kernel_link.hpp"
 #include "link.hpp"
 #include "platform/control.hpp"
 #include "platform/counters.hpp"
@@ -37,6 +38,7 @@
 #include "platform/netlink.hpp"
 #include "platform/signals.hpp"
 #include "platform/tun.hpp"
+#include "tep_io/backend.hpp"
 #include "tsp/message.hpp"
 #include "tsp_net/client.hpp"
 
@@ -125,7 +127,8 @@ struct Client::Impl {
 
   // Declared last, destroyed first: they call back into the members above.
   std::unique_ptr<platform::ControlServer> control;
-  std::unique_ptr<detail::Link> link;
+  std::unique_ptr<detail::DataPath> link;
+  detail::KernelLink* kernel_link = nullptr;  // link, when the backend is the kernel's
   std::optional<platform::SignalWatch> signals;
 
   // ---- output ----
@@ -157,7 +160,7 @@ struct Client::Impl {
     s.interface = ifname;
     if (link) {
       s.backend = std::string{link->backend()};
-      s.fast_path = link->fast_path_counters();
+      (kernel_link ? s.kernel : s.fast_path) = link->kernel_counters();
     }
     s.renewals = metrics.renewals.value();
     s.tep_changes = metrics.tep_changes.value();
@@ -395,19 +398,31 @@ struct Client::Impl {
     if (previous && previous->ipv4 != info->ipv4)
       log.warn("the server changed our IPv4 from {} to {}: reconfiguring {}",
                previous->ipv4.to_string(), info->ipv4.to_string(), ifname);
-    if (auto ok = configure(*info); !ok) {
-      fatal("interface", ok.error());
-      return false;
-    }
     const detail::Path path{.lease = info->ipv4,
                             .local = info->local,
                             .tep = info->tep_ipv6,
                             .tep_ipv4 = info->tep_ipv4,
                             .keepalive = info->keepalive};
-    if (auto ok = link->set_path(path); !ok) {
-      fatal("interface",
-            fmt::format("tunnel socket on {}: {}", info->local.to_string(), ok.error().message()));
+    // The kernel's device is created for the first path's end points: before it is configured.
+    if (kernel_link) {
+      if (auto ok = link->set_path(path); !ok) {
+        fatal("interface",
+              fmt::format("ip6tnl {} from {} to {}: {}", ifname, info->local.to_string(),
+                          info->tep_ipv6.to_string(), ok.error().message()));
+        return false;
+      }
+      ifindex = kernel_link->ifindex();
+    }
+    if (auto ok = configure(*info); !ok) {
+      fatal("interface", ok.error());
       return false;
+    }
+    if (!kernel_link) {
+      if (auto ok = link->set_path(path); !ok) {
+        fatal("interface", fmt::format("tunnel socket on {}: {}", info->local.to_string(),
+                                       ok.error().message()));
+        return false;
+      }
     }
     lease_live = true;
     state = State::Up;
@@ -609,18 +624,28 @@ boost::system::result<std::unique_ptr<Client>, std::string> Client::start(asio::
   if (!nl) return fmt::format("netlink: {}", nl.error().message());
   d.netlink.emplace(std::move(*nl));
 
-  // Offloads: the host's TCP crosses the device as 64 KB super-packets, cut and merged by the
-  // link.
-  auto tun = platform::TunDevice::open(
-      platform::TunOptions{.name = o.interface, .vnet_hdr = true, .tso4 = true});
-  if (!tun) return fmt::format("TUN device {}: {}", o.interface, tun.error().message());
-  d.ifname = tun->name();
-  d.ifindex = tun->ifindex();
+  const auto choice = tep::io::choose_backend(o.backend, tep::io::probe_kernel_tunnels);
+  if (choice.error) return *choice.error;
+  if (!choice.note.empty()) d.log.info("{}", choice.note);
+  const bool kernel = choice.backend == tep::io::Backend::Kernel;
   const auto inner_mtu = o.tunnel_mtu - static_cast<std::uint32_t>(tep::kEncapOverhead);
-  if (auto r = d.netlink->set_mtu(d.ifindex, inner_mtu); !r)
-    return fmt::format("setting the MTU of {} to {}: {}", d.ifname, inner_mtu,
-                       r.error().to_string());
-  disable_ipv6(d.ifname, d.log);
+  std::optional<platform::TunDevice> tun;
+  if (kernel) {
+    d.ifname = o.interface;  // created with the first lease, which names its end points
+  } else {
+    // Offloads: the host's TCP crosses the device as 64 KB super-packets, cut and merged by
+    // the link.
+    auto device = platform::TunDevice::open(
+        platform::TunOptions{.name = o.interface, .vnet_hdr = true, .tso4 = true});
+    if (!device) return fmt::format("TUN device {}: {}", o.interface, device.error().message());
+    tun.emplace(std::move(*device));
+    d.ifname = tun->name();
+    d.ifindex = tun->ifindex();
+    if (auto r = d.netlink->set_mtu(d.ifindex, inner_mtu); !r)
+      return fmt::format("setting the MTU of {} to {}: {}", d.ifname, inner_mtu,
+                         r.error().to_string());
+    disable_ipv6(d.ifname, d.log);
+  }
 
   if (o.control_socket) {
     const auto dir = std::filesystem::path{*o.control_socket}.parent_path();
@@ -641,12 +666,20 @@ boost::system::result<std::unique_ptr<Client>, std::string> Client::start(asio::
   }
 
   Impl* raw = &d;
-  try {
-    d.link = std::make_unique<detail::Link>(io, tun->release(), d.ifindex, o.tunnel_mtu, o.backend,
-                                            d.echo_id, d.metrics, d.log,
-                                            [raw](std::uint16_t s) { raw->on_keepalive_reply(s); });
-  } catch (const boost::system::system_error& e) {  // registering the fd with the reactor
-    return fmt::format("TUN device {}: {}", d.ifname, e.code().message());
+  auto on_reply = [raw](std::uint16_t s) { raw->on_keepalive_reply(s); };
+  if (kernel) {
+    auto k = std::make_unique<detail::KernelLink>(io, d.ifname, inner_mtu, d.echo_id, d.metrics,
+                                                  d.log, on_reply);
+    d.kernel_link = k.get();
+    d.link = std::move(k);
+  } else {
+    try {
+      d.link =
+          std::make_unique<detail::Link>(io, tun->release(), d.ifindex, o.tunnel_mtu,
+                                         choice.backend, d.echo_id, d.metrics, d.log, on_reply);
+    } catch (const boost::system::system_error& e) {  // registering the fd with the reactor
+      return fmt::format("TUN device {}: {}", d.ifname, e.code().message());
+    }
   }
   d.signals = platform::stop_on_signals(io, {SIGINT, SIGTERM}, [raw] {
     raw->log.info("stopping");

@@ -562,7 +562,7 @@ std::string_view Link::backend() const noexcept {
   return impl_->fast_path ? "bpf" : "user";
 }
 
-std::vector<std::pair<std::string, std::uint64_t>> Link::fast_path_counters() const {
+std::vector<std::pair<std::string, std::uint64_t>> Link::kernel_counters() const {
   std::vector<std::pair<std::string, std::uint64_t>> out;
   if (!impl_->fast_path) return out;
   impl_->fast_path->counters().for_each(

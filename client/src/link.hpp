@@ -1,6 +1,7 @@
-// Private to dstm_client: the client's data path on the io_context thread. It owns the TUN queue
-// (the host's IPv4 side) and the tunnel port (raw IPv6 sockets toward the TEPs), waits for their
-// readiness with Asio descriptors that borrow the fds, and moves packets between them in batches.
+// Private to dstm_client: the client's data path on the io_context thread. Link owns the TUN
+// queue (the host's IPv4 side) and the tunnel port (raw IPv6 sockets toward the TEPs), waits for
+// their readiness with Asio descriptors that borrow the fds, and moves packets between them in
+// batches; KernelLink (kernel_link.hpp) leaves that to an ip6tnl device.
 #pragma once
 
 #include <array>
@@ -68,7 +69,27 @@ struct Path {
   bool operator==(const Path&) const = default;
 };
 
-class Link {
+// What the client needs of a data path, whichever backend carries it.
+class DataPath {
+ public:
+  virtual ~DataPath() = default;
+  // Forwards for `path`. Errors: the backend's (the path is then cleared).
+  virtual platform::Result<void> set_path(const Path& path) = 0;
+  // Stops forwarding (the lease ended).
+  virtual void clear_path() noexcept = 0;
+  // Sends keepalive probe `sequence` to the path's keepalive address through the tunnel. False
+  // when there is no path or keepalive, or the send failed.
+  virtual bool send_probe(std::uint16_t sequence) = 0;
+  // Closes everything the data path opened or created. Idempotent.
+  virtual void close() noexcept = 0;
+  // "kernel", "bpf" or "user": what carries the packets now.
+  virtual std::string_view backend() const noexcept = 0;
+  // The kernel's own counters for this data path by name (the BPF fast path's, or the ip6tnl
+  // device's statistics), empty when there are none.
+  virtual std::vector<std::pair<std::string, std::uint64_t>> kernel_counters() const = 0;
+};
+
+class Link final : public DataPath {
  public:
   // Takes the TUN queue fd (non-blocking, layer 3) and starts reading it; packets read before a
   // path is set are dropped (dropped_no_lease). on_keepalive_reply is called with the sequence
@@ -78,7 +99,7 @@ class Link {
   Link(boost::asio::io_context& io, platform::Fd tun_queue, std::uint32_t tun_ifindex,
        std::size_t tunnel_mtu, tep::io::Backend backend, std::uint16_t echo_id, Metrics& metrics,
        platform::Logger& log, std::function<void(std::uint16_t)> on_keepalive_reply);
-  ~Link();  // close()
+  ~Link() override;  // close()
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
 
@@ -86,20 +107,18 @@ class Link {
   // when path.local or path.keepalive change. Errors: those of tep::io::TunnelPort::open, and
   // with backend Bpf those of tep::bpf::FastPath::open (the path is then cleared). With backend
   // Auto a fast path that does not load is logged once and not tried again.
-  platform::Result<void> set_path(const Path& path);
+  platform::Result<void> set_path(const Path& path) override;
   // Stops forwarding (the lease ended); the tunnel port stays open.
-  void clear_path() noexcept;
-  // Sends keepalive probe `sequence` to the path's keepalive address through the tunnel. False
-  // when there is no path or keepalive, or the send failed.
-  bool send_probe(std::uint16_t sequence);
+  void clear_path() noexcept override;
+  bool send_probe(std::uint16_t sequence) override;
 
   // Stops both loops and closes the TUN queue (the device, its address and routes go with it)
   // and the tunnel port. Idempotent.
-  void close() noexcept;
+  void close() noexcept override;
   // "bpf" while the fast path is attached, else "user".
-  std::string_view backend() const noexcept;
+  std::string_view backend() const noexcept override;
   // The fast path's counters by name while it is attached (read from the kernel); else empty.
-  std::vector<std::pair<std::string, std::uint64_t>> fast_path_counters() const;
+  std::vector<std::pair<std::string, std::uint64_t>> kernel_counters() const override;
 
  private:
   struct Impl;

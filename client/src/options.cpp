@@ -24,8 +24,9 @@ constexpr std::string_view kUsage = R"(usage: dstm-client --server ADDRESS [opti
   --interface NAME      the 4over6 TUN device (default dstm0)
   --lifetime S          lease lifetime to ask for in seconds (default: the server's)
   --tunnel-mtu N        IPv6 MTU toward the TEP (default 1500); the TUN MTU is N - 40
-  --backend B           data path: auto (default: the BPF fast path when it loads, else user
-                        space), bpf (fail without it) or user
+  --backend B           data path: auto (default: kernel ip6tnl when the kernel creates it,
+                        else the BPF fast path when it loads, else user space), kernel or bpf
+                        (fail without it) or user
   --route PREFIX        IPv4 prefix to route into the tunnel, repeatable (default 0.0.0.0/0)
   --no-renew            do not renew: when the lease ends, exit 0 without releasing
   --keepalive-misses N  consecutive unanswered keepalives that mean the TEP is lost (default 3)
@@ -202,7 +203,7 @@ class Parser {
       if (auto b = tep::io::parse_backend(text))
         o.backend = *b;
       else
-        error(arg, fmt::format("expected auto, bpf or user, got '{}'", text));
+        error(arg, fmt::format("expected auto, kernel, bpf or user, got '{}'", text));
     } else if (arg == "--route") {
       const auto p = core::Ipv4Prefix::parse(text);
       if (!p) {

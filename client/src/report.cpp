@@ -176,6 +176,11 @@ json::value status_json(const StatusSnapshot& s) {
     for (const auto& [name, value] : s.fast_path) fast[name] = value;
     o["fast_path"] = std::move(fast);
   }
+  if (!s.kernel.empty()) {
+    json::object kernel;
+    for (const auto& [name, value] : s.kernel) kernel[name] = value;
+    o["kernel"] = std::move(kernel);
+  }
   return o;
 }
 

@@ -40,7 +40,8 @@ table every 5 s. Ctrl-C (SIGINT or SIGTERM) stops everything and removes the nam
   --hold          no traffic generator (for scripts)
   --reference     also a plain IPv4 path cl1 192.0.2.34 <-> host 203.0.113.20 over the same veths
   --lifetime S    lease lifetime in seconds (default 60)
-  --backend B     the TEPs' and clients' data path: auto (default: BPF when it loads), bpf or user
+  --backend B     the TEPs' and clients' data path: auto (default: kernel ip6tnl when the kernel
+                  has it, else BPF when it loads), kernel, bpf or user
   --info FILE     once everything is up, write the real namespace names, addresses and control
                   socket paths to FILE (a flat JSON object, one member a line), then print
                   "lab ready"
@@ -98,8 +99,8 @@ Options parse(int argc, char** argv) {
       o.lifetime = number<std::uint32_t>(arg, value());
     } else if (arg == "--backend") {
       o.backend = value();
-      if (o.backend != "user" && o.backend != "bpf" && o.backend != "auto")
-        usage_error("--backend needs user, bpf or auto");
+      if (o.backend != "user" && o.backend != "bpf" && o.backend != "auto" && o.backend != "kernel")
+        usage_error("--backend needs user, bpf, kernel or auto");
     } else if (arg == "--info") {
       o.info = std::filesystem::path{value()};
     } else if (arg == "--ready-fd") {

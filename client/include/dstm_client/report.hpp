@@ -72,7 +72,8 @@ struct StatusSnapshot {
   std::optional<LeaseInfo> lease;          // the newest lease, if any was ever granted
   std::optional<std::int64_t> expires_in;  // seconds (negative once expired)
   std::string interface;
-  std::string backend = "user";  // the data path in use: "bpf" (fast path attached) or "user"
+  // The data path in use: "kernel" (ip6tnl), "bpf" (fast path attached) or "user".
+  std::string backend = "user";
   std::uint64_t renewals = 0;
   std::uint64_t tep_changes = 0;
   std::uint64_t keepalive_sent = 0;
@@ -85,12 +86,15 @@ struct StatusSnapshot {
   // The BPF fast path's counters (tep::bpf::Counters by name) while it is attached; empty
   // otherwise.
   std::vector<std::pair<std::string, std::uint64_t>> fast_path;
+  // The ip6tnl device's statistics (tx_packets, rx_bytes...) with the kernel backend; else empty.
+  std::vector<std::pair<std::string, std::uint64_t>> kernel;
 };
 
 // {"state","ipv4","local_ipv6","tep_ipv6","tep_ipv4","keepalive","keepalive_interval",
 //  "lifetime","expires_in","interface","backend","renewals","tep_changes","keepalive_sent",
 //  "keepalive_answered","keepalive_misses","counters": {..., "decap_drops": {reason: n}},
-//  "fast_path": {name: n} (only while the BPF fast path is attached)}.
+//  "fast_path": {name: n} (only while the BPF fast path is attached),
+//  "kernel": {name: n} (only with the kernel backend: the ip6tnl device's statistics)}.
 // Lease fields are null without a lease; keepalive fields are null without a keepalive.
 boost::json::value status_json(const StatusSnapshot& s);
 

@@ -1,10 +1,15 @@
 // rtnetlink request builders (libmnl), reply parsing, NetlinkClient and NetlinkMonitor.
 #include "platform/netlink.hpp"
 
+// glibc's netinet/in.h first: the uapi headers below (linux/in6.h) then leave out what it defines.
+#include <netinet/in.h>
+
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/if_tunnel.h>
+#include <linux/ip6_tunnel.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -86,6 +91,9 @@ class Builder {
     std::memcpy(z.data(), s.data(), std::min(s.size(), z.size() - 1));
     check(mnl_attr_put_strz_check(nlh_, kCapacity, type, z.data()));
   }
+  void u8(std::uint16_t type, std::uint8_t v) noexcept {
+    check(mnl_attr_put_check(nlh_, kCapacity, type, sizeof v, &v));
+  }
   template <std::size_t N>
   void raw(std::uint16_t type, const std::array<std::uint8_t, N>& v) noexcept {
     check(mnl_attr_put_check(nlh_, kCapacity, type, N, v.data()));
@@ -119,6 +127,23 @@ Message link_change(std::uint32_t seq, std::uint32_t ifindex, unsigned flags, un
   ifi.ifi_flags = flags;
   ifi.ifi_change = change;
   return b.finish();
+}
+
+static_assert(kIp6TunnelFlags == (IP6_TNL_F_IGN_ENCAP_LIMIT | IP6_TNL_F_USE_ORIG_TCLASS));
+
+// IFLA_LINKINFO of an ip6tnl device in mode ipip6 (ip6_tnl_netlink_parms reads these).
+void ip6_tunnel_linkinfo(Builder& b, const Ip6Tunnel& t) {
+  auto* linkinfo = b.nest_start(IFLA_LINKINFO);
+  b.strz(IFLA_INFO_KIND, "ip6tnl");
+  auto* data = b.nest_start(IFLA_INFO_DATA);
+  b.u32(IFLA_IPTUN_LINK, t.link);
+  b.raw(IFLA_IPTUN_LOCAL, t.local.bytes());
+  b.raw(IFLA_IPTUN_REMOTE, t.remote.bytes());
+  b.u8(IFLA_IPTUN_TTL, t.hop_limit);
+  b.u32(IFLA_IPTUN_FLAGS, kIp6TunnelFlags);
+  b.u8(IFLA_IPTUN_PROTO, IPPROTO_IPIP);
+  b.nest_end(data);
+  b.nest_end(linkinfo);
 }
 
 template <std::size_t N>
@@ -231,6 +256,38 @@ Message veth_add(std::uint32_t seq, std::string_view name, std::string_view peer
   b.nest_end(peer);
   b.nest_end(data);
   b.nest_end(linkinfo);
+  return b.finish();
+}
+
+Message link_dump(std::uint32_t seq) {
+  Builder b{RTM_GETLINK, NLM_F_DUMP, seq};
+  b.family_header<ifinfomsg>().ifi_family = AF_UNSPEC;
+  return b.finish();
+}
+
+Message link_delete(std::uint32_t seq, std::uint32_t ifindex) {
+  Builder b{RTM_DELLINK, 0, seq};
+  auto& ifi = b.family_header<ifinfomsg>();
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = static_cast<int>(ifindex);
+  return b.finish();
+}
+
+Message ip6_tunnel_add(std::uint32_t seq, const Ip6Tunnel& tunnel) {
+  Builder b{RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, seq};
+  b.family_header<ifinfomsg>().ifi_family = AF_UNSPEC;
+  b.strz(IFLA_IFNAME, tunnel.name);
+  if (tunnel.mtu) b.u32(IFLA_MTU, *tunnel.mtu);
+  ip6_tunnel_linkinfo(b, tunnel);
+  return b.finish();
+}
+
+Message ip6_tunnel_change(std::uint32_t seq, std::uint32_t ifindex, const Ip6Tunnel& tunnel) {
+  Builder b{RTM_NEWLINK, 0, seq};
+  auto& ifi = b.family_header<ifinfomsg>();
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = static_cast<int>(ifindex);
+  ip6_tunnel_linkinfo(b, tunnel);
   return b.finish();
 }
 
@@ -364,7 +421,8 @@ Result<LinkInfo> parse_link(const ParsedMessage& message) {
                 .flags = load_u32(message.payload.subspan(8, 4)),
                 .name = {},
                 .mtu = 0,
-                .operstate = 0};
+                .operstate = 0,
+                .kind = {}};
   auto attributes = parse_attributes(message.payload.subspan(sizeof(ifinfomsg)));
   if (!attributes) return attributes.error();
   for (const auto& a : *attributes) {
@@ -378,6 +436,15 @@ Result<LinkInfo> parse_link(const ParsedMessage& message) {
     } else if (a.type == IFLA_OPERSTATE) {
       if (a.payload.size() != 1) return Errc::NetlinkMalformed;
       link.operstate = std::to_integer<std::uint8_t>(a.payload[0]);
+    } else if (a.type == IFLA_LINKINFO) {
+      auto info = parse_attributes(a.payload);
+      if (!info) return info.error();
+      for (const auto& i : *info) {
+        if (i.type != IFLA_INFO_KIND) continue;
+        const auto nul = std::find(i.payload.begin(), i.payload.end(), std::byte{0});
+        for (auto it = i.payload.begin(); it != nul; ++it)
+          link.kind.push_back(static_cast<char>(*it));
+      }
     }
   }
   return link;
@@ -422,7 +489,8 @@ namespace {
 
 // Bounds on one exchange or wait, on top of the deadline: no reply we ask for comes near them.
 constexpr int kMaxDatagrams = 1024;
-constexpr std::size_t kMaxReplies = 1024;
+// A dump of every link: thousands of ip6tnl devices are possible with the kernel backend.
+constexpr std::size_t kMaxReplies = 16384;
 constexpr std::size_t kReceiveBuffer = 64 * 1024;
 
 NetlinkError error_of(boost::system::error_code code) {
@@ -542,6 +610,14 @@ NetlinkResult<void> NetlinkClient::exchange(netlink::Bytes request,
         if (ack->error != 0) return NetlinkError{errno_code(ack->error), std::move(ack->message)};
         return {};
       }
+      if (m->header.type == NLMSG_DONE) {
+        // The end of a dump: an int, 0 or -errno (extended-ack text after it is not read).
+        if (m->payload.size() >= 4) {
+          const auto error = static_cast<std::int32_t>(netlink::load_u32(m->payload.first(4)));
+          if (error < 0 && error >= -4095) return error_of(errno_code(-error));
+        }
+        return {};
+      }
       if (m->header.type == NLMSG_NOOP) continue;
       if (replies != nullptr) replies->emplace_back(whole.begin(), whole.end());
     }
@@ -617,6 +693,32 @@ NetlinkResult<void> NetlinkClient::delete_address(std::uint32_t ifindex,
                                                   const core::Ipv6Address& address,
                                                   std::uint8_t prefix_len) {
   return call(netlink::address_delete(next_sequence(), ifindex, address, prefix_len));
+}
+NetlinkResult<std::vector<netlink::LinkInfo>> NetlinkClient::links() {
+  auto replies = query(netlink::link_dump(next_sequence()));
+  if (!replies) return replies.error();
+  std::vector<netlink::LinkInfo> out;
+  for (const auto& reply : *replies) {
+    auto m = netlink::parse_message(reply);
+    if (!m || m->header.type != RTM_NEWLINK) continue;
+    auto link = netlink::parse_link(*m);
+    if (!link) return error_of(link.error());
+    out.push_back(std::move(*link));
+  }
+  return out;
+}
+
+NetlinkResult<void> NetlinkClient::delete_link(std::uint32_t ifindex) {
+  return call(netlink::link_delete(next_sequence(), ifindex));
+}
+NetlinkResult<std::uint32_t> NetlinkClient::add_ip6_tunnel(const netlink::Ip6Tunnel& tunnel) {
+  if (tunnel.name.size() >= IFNAMSIZ) return error_of(Errc::NameTooLong);
+  if (auto r = call(netlink::ip6_tunnel_add(next_sequence(), tunnel)); !r) return r.error();
+  return link_index(tunnel.name);
+}
+NetlinkResult<void> NetlinkClient::change_ip6_tunnel(std::uint32_t ifindex,
+                                                     const netlink::Ip6Tunnel& tunnel) {
+  return call(netlink::ip6_tunnel_change(next_sequence(), ifindex, tunnel));
 }
 NetlinkResult<void> NetlinkClient::add_route(const netlink::Ipv4Route& route) {
   return call(netlink::route_add(next_sequence(), route));

@@ -136,7 +136,8 @@ Config read_tep(ObjectReader& r) {
   if (r.has("backend"))
     c.backend = r.one_of<tep::io::Backend>("backend", {{"auto", tep::io::Backend::Auto},
                                                        {"bpf", tep::io::Backend::Bpf},
-                                                       {"user", tep::io::Backend::User}});
+                                                       {"user", tep::io::Backend::User},
+                                                       {"kernel", tep::io::Backend::Kernel}});
   c.bindings = r.optional_object("bindings", read_bindings).value_or(tep::BindingLimits{});
   c.miss_queue = r.optional_object("miss_queue", read_queue).value_or(tep::MissQueueLimits{});
   c.icmp_rate = r.optional_integer<std::uint32_t>("icmp_rate", 1, 100'000).value_or(100);

@@ -38,7 +38,9 @@
 #include "relay_daemon/service.hpp"
 #include "tep/engine.hpp"
 #include "tep_bpf/fast_path.hpp"
+#include "tep_io/backend.hpp"
 #include "tep_io/data_path.hpp"
+#include "tep_io/kernel_tunnels.hpp"
 #include "tep_io/packet_io.hpp"
 #include "tsp_net/client.hpp"
 
@@ -60,6 +62,10 @@ constexpr std::size_t kRevalidateWindow = 32;
 constexpr auto kRetryMin = 1s;
 constexpr auto kRetryMax = 10s;
 constexpr std::size_t kMaxListedBindings = 10'000;
+// ip6tnl devices at most (backend kernel): each is a net device with its sysctls and costs a
+// netlink round trip to create and an RCU grace period to delete; bindings beyond stay in user
+// space.
+constexpr std::size_t kKernelMaxDevices = 4096;
 
 constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 // The control socket takes whole config documents (POST /config/check).
@@ -152,7 +158,10 @@ struct Daemon::Impl final : tep::Engine::Sink,
   // The in-kernel fast path in front of the above, when it loaded (config.backend); it mirrors
   // the engine's binding table.
   std::unique_ptr<tep::bpf::FastPath> fast_path;
-  std::uint64_t fast_path_errors = 0;               // map updates the kernel refused
+  std::uint64_t fast_path_errors = 0;  // map updates the kernel refused
+  // Or the kernel's ip6tnl devices, one per bound client (backend "kernel"), which mirror it too.
+  std::unique_ptr<tep::io::KernelTunnels> kernel;
+  std::uint64_t kernel_copies = 0;  // the raw socket's copies of packets the kernel forwarded
   mutable tep::bpf::Counters fast_path_snapshot{};  // see fast_path_counters()
   mutable std::optional<tep::TimePoint> fast_path_read;
   asio::steady_timer tick_timer;
@@ -220,12 +229,26 @@ struct Daemon::Impl final : tep::Engine::Sink,
   // ---- the binding table, mirrored into the fast path's map ----
 
   void bound(core::Ipv4Address address, const core::Ipv6Address& client) override {
+    if (kernel) {
+      if (!kernel->bind(address, client) && !kernel->last_error().empty())
+        log.warn_limited("kernel-bind", "{} stays in user space: {}", address.to_string(),
+                         kernel->last_error());
+      return;
+    }
     if (!fast_path->bind(address, client)) ++fast_path_errors;
   }
   void unbound(core::Ipv4Address address) override {
+    if (kernel) {
+      kernel->unbind(address);
+      return;
+    }
     if (!fast_path->unbind(address)) ++fast_path_errors;
   }
   void cleared() override {
+    if (kernel) {
+      kernel->clear();
+      return;
+    }
     if (!fast_path->clear()) ++fast_path_errors;
   }
 
@@ -258,6 +281,9 @@ struct Daemon::Impl final : tep::Engine::Sink,
   // ---- setup ----
 
   std::optional<std::string> open_data_plane() {
+    const auto choice = tep::io::choose_backend(config.backend, tep::io::probe_kernel_tunnels);
+    if (choice.error) return *choice.error;
+    if (!choice.note.empty()) log.info("{}", choice.note);
     auto nl = platform::NetlinkClient::open();
     if (!nl) return fmt::format("netlink: {}", nl.error().message());
     netlink.emplace(std::move(*nl));
@@ -326,19 +352,44 @@ struct Daemon::Impl final : tep::Engine::Sink,
     ec.icmp_rate = config.icmp_rate;
     ec.icmp_burst = config.icmp_rate;
     engine = std::make_unique<tep::Engine>(std::move(ec), *this);
-    if (auto error = open_fast_path()) return error;
+    if (choice.backend == tep::io::Backend::Kernel) {
+      if (auto error = open_kernel(config.backend == tep::io::Backend::Auto)) return error;
+    }
+    if (!kernel) {
+      if (auto error = open_fast_path(choice.backend)) return error;
+    }
     register_metrics();
     return std::nullopt;
   }
 
-  // The BPF fast path (config.backend): attached in front of the TUN device and the uplinks,
-  // fed from the engine's binding table. In "auto" mode a failure leaves the user-space path
-  // alone in charge, which is said once.
-  std::optional<std::string> open_fast_path() {
-    if (config.backend == tep::io::Backend::User) {
-      log.info("data path: user space (backend \"user\")");
+  // The kernel backend: ip6tnl devices in front of the user-space path (which keeps the misses,
+  // the TUN device and the raw socket), fed from the engine's binding table. With "auto" a
+  // failure here falls back to the BPF fast path, else it fails the start.
+  std::optional<std::string> open_kernel(bool fallback) {
+    auto k = tep::io::KernelTunnels::open(tep::io::KernelTunnelsConfig{
+        .prefix = config.interface,
+        .local = config.ipv6,
+        .inner_mtu = config.tunnel_mtu - static_cast<std::uint32_t>(tep::kEncapOverhead),
+        .hop_limit = config.hop_limit,
+        .keepalive = config.keepalive,
+        .max_devices = std::min<std::size_t>(kKernelMaxDevices, config.bindings.max_bindings)});
+    if (!k) {
+      if (!fallback) return fmt::format("kernel backend: {}", k.error());
+      log.warn("data path: the kernel backend did not start: {}", k.error());
       return std::nullopt;
     }
+    kernel = std::move(*k);
+    engine->bindings().set_observer(this);
+    log.info("data path: kernel ip6tnl devices per client in front of user space (catch-all {})",
+             kernel->catch_all_name());
+    return std::nullopt;
+  }
+
+  // The BPF fast path (backend bpf or auto): attached in front of the TUN device and the
+  // uplinks, fed from the engine's binding table. In "auto" mode a failure leaves the
+  // user-space path alone in charge, which is said once.
+  std::optional<std::string> open_fast_path(tep::io::Backend backend) {
+    if (backend == tep::io::Backend::User) return std::nullopt;
     std::string why;
     auto fp = tep::bpf::FastPath::open(
         tep::bpf::FastPathConfig{.role = tep::bpf::Role::Tep,
@@ -352,7 +403,7 @@ struct Daemon::Impl final : tep::Engine::Sink,
                                  .max_bindings = config.bindings.max_bindings},
         &why);
     if (!fp) {
-      if (config.backend == tep::io::Backend::Bpf)
+      if (backend == tep::io::Backend::Bpf)
         return fmt::format("BPF fast path: {} ({})", why, fp.error().message());
       log.warn("data path: user space only, the BPF fast path did not load: {} ({})", why,
                fp.error().message());
@@ -410,6 +461,20 @@ struct Daemon::Impl final : tep::Engine::Sink,
       counters.counter_fn("tep_bpf_map_errors_total", "binding map updates the kernel refused", {},
                           [this] { return fast_path_errors; });
     }
+    if (kernel) {
+      const auto& kc = kernel->counters();
+      io_counter("tep_kernel_devices_created_total", "ip6tnl devices created for clients",
+                 kc.devices_created);
+      io_counter("tep_kernel_devices_deleted_total", "ip6tnl devices deleted", kc.devices_deleted);
+      io_counter("tep_kernel_errors_total",
+                 "bindings the kernel backend could not take (netlink, sysctl)", kc.errors);
+      io_counter("tep_kernel_over_limit_total",
+                 "bindings left to user space: the device limit was reached", kc.over_limit);
+      io_counter("tep_kernel_copies_total",
+                 "raw-socket copies of packets the kernel forwarded, dropped", kernel_copies);
+      counters.gauge_fn("tep_kernel_devices", "ip6tnl devices for clients", {},
+                        [this] { return static_cast<std::int64_t>(kernel->devices()); });
+    }
     const auto gauge = [&](std::string_view name, std::string_view help, auto read) {
       counters.gauge_fn(name, help, {}, [read] { return static_cast<std::int64_t>(read()); });
     };
@@ -455,7 +520,19 @@ struct Daemon::Impl final : tep::Engine::Sink,
         }
         if (*n == 0) break;
         const auto t = now();
-        for (std::size_t i = 0; i < *n; ++i) engine->from_tunnel(tunnel_batch.packet(i), t);
+        for (std::size_t i = 0; i < *n; ++i) {
+          const auto packet = tunnel_batch.packet(i);
+          // The raw socket sees every packet, also those an ip6tnl device took: the kernel
+          // forwarded them already.
+          if (kernel) {
+            const auto sources = tep::io::tunnel_sources(packet);
+            if (sources && kernel->carries(sources->first, sources->second)) {
+              ++kernel_copies;
+              continue;
+            }
+          }
+          engine->from_tunnel(packet, t);
+        }
         writer->flush();
       }
     }
@@ -675,7 +752,7 @@ struct Daemon::Impl final : tep::Engine::Sink,
     o["negative"] = engine->bindings().negative_size();
     o["queue"] = std::move(queue);
     o["counters"] = counters_json();
-    o["backend"] = fast_path ? "bpf" : "user";
+    o["backend"] = kernel ? "kernel" : fast_path ? "bpf" : "user";
     o["relay"] = config.relay ? json::value(config.relay->name) : json::value(nullptr);
     platform::add_life_to_status(o, options.restarter ? options.restarter->life() : own_life);
     if (fast_path) {
@@ -684,6 +761,17 @@ struct Daemon::Impl final : tep::Engine::Sink,
           [&](std::string_view name, std::string_view, std::uint64_t value) { fp[name] = value; });
       fp["map_errors"] = fast_path_errors;
       o["fast_path"] = std::move(fp);
+    }
+    if (kernel) {
+      const auto& kc = kernel->counters();
+      o["kernel"] = json::object{{"devices", kernel->devices()},
+                                 {"routes", kernel->routes()},
+                                 {"devices_created", kc.devices_created},
+                                 {"devices_deleted", kc.devices_deleted},
+                                 {"errors", kc.errors},
+                                 {"over_limit", kc.over_limit},
+                                 {"copies_dropped", kernel_copies},
+                                 {"last_error", kernel->last_error()}};
     }
     return o;
   }
@@ -720,6 +808,15 @@ struct Daemon::Impl final : tep::Engine::Sink,
       // Both data paths' traffic: what the fast path moved never reached the engine.
       tep::bpf::BindingTraffic fast{};
       if (fast_path) fast = fast_path->traffic(a).value_or(fast);
+      // Or what the kernel carried through the client's ip6tnl device.
+      if (kernel) {
+        if (const auto k = kernel->traffic(b.client)) {
+          fast.packets_to_client = k->packets_to_client;
+          fast.bytes_to_client = k->bytes_to_client;
+          fast.packets_from_client = k->packets_from_client;
+          fast.bytes_from_client = k->bytes_from_client;
+        }
+      }
       e["packets_to_client"] = b.packets_to_client + fast.packets_to_client;
       e["bytes_to_client"] = b.bytes_to_client + fast.bytes_to_client;
       e["packets_from_client"] = b.packets_from_client + fast.packets_from_client;
@@ -799,9 +896,11 @@ struct Daemon::Impl final : tep::Engine::Sink,
     retry_timer.cancel();
     heartbeat_timer.cancel();
     if (session) session->close();
-    // The fast path first: its programs redirect into the TUN device that is about to go.
+    // The fast path first: its programs redirect into the TUN device that is about to go. The
+    // kernel's devices go too (their routes with them).
     if (engine) engine->bindings().set_observer(nullptr);
     fast_path.reset();
+    kernel.reset();
     boost::system::error_code ignored;
     if (tun_wait) tun_wait->close(ignored);
     if (tunnel_wait) tunnel_wait->close(ignored);

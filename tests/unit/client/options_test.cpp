@@ -169,6 +169,7 @@ TEST_CASE("options: bad values are errors naming the flag, never defaults", "[cl
       {{"--server", "::1", "--keepalive-misses", "0"}, "--keepalive-misses:"},
       {{"--server", "::1", "--ready-fd", "-3"}, "--ready-fd:"},
       {{"--server", "::1", "--log-level", "verbose"}, "--log-level: expected debug, info"},
+      {{"--server", "::1", "--backend", "ip6tnl"}, "--backend: expected auto, kernel, bpf or user"},
       {{"--server", "::1", "--control-socket", long_path}, "--control-socket:"},
       {{"--server", "::1", "--anycast-resolver", long_path}, "--anycast-resolver:"},
       {{"--server", "::1", "--anycast-resolver", ""}, "--anycast-resolver:"},
@@ -257,4 +258,10 @@ TEST_CASE("options: a bad password file is an error that never shows the passwor
   const auto missing = dstm_client::read_password_file("/nonexistent/dstm-client/pw");
   REQUIRE_FALSE(missing);
   CHECK(missing.error().message.find("cannot open") != std::string::npos);
+}
+
+TEST_CASE("options: --backend kernel selects the ip6tnl data path", "[client]") {
+  const auto cli = parse({"--server", "2001:db8:5::2", "--backend", "kernel"});
+  REQUIRE(cli);
+  CHECK(cli->options.backend == tep::io::Backend::Kernel);
 }

@@ -180,3 +180,17 @@ TEST_CASE("report: status without a lease has nulls, with one the lease and coun
   CHECK(c.at("decap_drops").at("truncated") == 3);
   CHECK(dstm_client::to_string(dstm_client::State::Recreating) == "recreating");
 }
+
+TEST_CASE("report: the kernel backend's device statistics are under kernel", "[client]") {
+  dstm_client::StatusSnapshot s;
+  s.backend = "kernel";
+  s.kernel = {{"tx_packets", 7}, {"rx_bytes", 840}};
+  const auto o = dstm_client::status_json(s).as_object();
+  CHECK(o.at("backend") == "kernel");
+  CHECK(o.at("kernel").at("tx_packets") == 7);
+  CHECK(o.at("kernel").at("rx_bytes") == 840);
+  CHECK_FALSE(o.contains("fast_path"));
+  // Without the kernel backend there is no "kernel" object.
+  CHECK_FALSE(
+      dstm_client::status_json(dstm_client::StatusSnapshot{}).as_object().contains("kernel"));
+}

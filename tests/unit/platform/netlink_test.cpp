@@ -159,6 +159,148 @@ TEST_CASE("netlink: veth add without a namespace fd leaves the peer beside it", 
   CHECK(msg[84] == std::byte{'b'});
 }
 
+// Further layouts (include/uapi/linux/if_link.h, if_tunnel.h, ip6_tunnel.h): IFLA_IFNAME 3,
+// IFLA_MTU 4, IFLA_LINKINFO 18 { IFLA_INFO_KIND 1, IFLA_INFO_DATA 2 }; IFLA_IPTUN_LINK 1 (u32),
+// _LOCAL 2 (16 bytes), _REMOTE 3 (16 bytes), _TTL 4 (u8), _FLAGS 8 (u32), _PROTO 9 (u8);
+// IP6_TNL_F_IGN_ENCAP_LIMIT 0x1, IP6_TNL_F_USE_ORIG_TCLASS 0x2; IPPROTO_IPIP 4; RTM_DELLINK 0x11.
+namespace {
+
+// IFLA_LINKINFO of an ipip6 tunnel from 2001:db8:c1::2 to 2001:db8:e1::2, link 0, hop limit 64:
+// what `ip link add ... type ip6tnl mode ipip6 local .. remote .. ttl 64 encaplimit none tclass
+// inherit` sends (iproute2 puts the same attributes in a different order).
+std::vector<std::byte> ipip6_linkinfo() {
+  return bytes({
+      0x5c, 0x00, 0x12, 0x80,  // rta_len 92, IFLA_LINKINFO | NLA_F_NESTED
+      0x0b, 0x00, 0x01, 0x00,  //   rta_len 11, IFLA_INFO_KIND
+      'i',  'p',  '6',  't',   //
+      'n',  'l',  0x00, 0x00,  //   "ip6tnl" NUL, 1 byte padding
+      0x4c, 0x00, 0x02, 0x80,  //   rta_len 76, IFLA_INFO_DATA | NLA_F_NESTED
+      0x08, 0x00, 0x01, 0x00,  //     rta_len 8, IFLA_IPTUN_LINK
+      0x00, 0x00, 0x00, 0x00,  //     0: any device
+      0x14, 0x00, 0x02, 0x00,  //     rta_len 20, IFLA_IPTUN_LOCAL
+      0x20, 0x01, 0x0d, 0xb8,  //     2001:db8:c1::2
+      0x00, 0xc1, 0x00, 0x00,  //
+      0x00, 0x00, 0x00, 0x00,  //
+      0x00, 0x00, 0x00, 0x02,  //
+      0x14, 0x00, 0x03, 0x00,  //     rta_len 20, IFLA_IPTUN_REMOTE
+      0x20, 0x01, 0x0d, 0xb8,  //     2001:db8:e1::2
+      0x00, 0xe1, 0x00, 0x00,  //
+      0x00, 0x00, 0x00, 0x00,  //
+      0x00, 0x00, 0x00, 0x02,  //
+      0x05, 0x00, 0x04, 0x00,  //     rta_len 5, IFLA_IPTUN_TTL
+      0x40, 0x00, 0x00, 0x00,  //     64, 3 bytes padding
+      0x08, 0x00, 0x08, 0x00,  //     rta_len 8, IFLA_IPTUN_FLAGS
+      0x03, 0x00, 0x00, 0x00,  //     IGN_ENCAP_LIMIT | USE_ORIG_TCLASS
+      0x05, 0x00, 0x09, 0x00,  //     rta_len 5, IFLA_IPTUN_PROTO
+      0x04, 0x00, 0x00, 0x00,  //     IPPROTO_IPIP, 3 bytes padding
+  });
+}
+
+nl::Ip6Tunnel client_tunnel() {
+  return nl::Ip6Tunnel{.name = "dstm0",
+                       .local = v6("2001:db8:c1::2"),
+                       .remote = v6("2001:db8:e1::2"),
+                       .link = 0,
+                       .hop_limit = 64,
+                       .mtu = 1460};
+}
+
+}  // namespace
+
+TEST_CASE("netlink: ip6tnl add creates an ipip6 device with name, MTU and end points",
+          "[netlink]") {
+  const auto expected = bytes({
+                            0x90, 0x00, 0x00, 0x00,  // nlmsg_len 144
+                            0x10, 0x00, 0x05, 0x06,  // RTM_NEWLINK, REQUEST|ACK|EXCL|CREATE
+                            0x15, 0x00, 0x00, 0x00,  // seq 21
+                            0x00, 0x00, 0x00, 0x00,  // pid
+                            0x00, 0x00, 0x00, 0x00,  // ifinfomsg: AF_UNSPEC
+                            0x00, 0x00, 0x00, 0x00,  //   index 0: new link
+                            0x00, 0x00, 0x00, 0x00,  //   flags: created down
+                            0x00, 0x00, 0x00, 0x00,  //   change
+                            0x0a, 0x00, 0x03, 0x00,  // rta_len 10, IFLA_IFNAME
+                            'd',  's',  't',  'm',   //
+                            '0',  0x00, 0x00, 0x00,  // NUL, 2 bytes padding
+                            0x08, 0x00, 0x04, 0x00,  // rta_len 8, IFLA_MTU
+                            0xb4, 0x05, 0x00, 0x00,  // 1460
+                        }) +
+                        ipip6_linkinfo();
+  CHECK(nl::ip6_tunnel_add(21, client_tunnel()) == expected);
+}
+
+TEST_CASE("netlink: ip6tnl add without an MTU leaves IFLA_MTU out", "[netlink]") {
+  auto t = client_tunnel();
+  t.mtu.reset();
+  const auto msg = nl::ip6_tunnel_add(22, t);
+  REQUIRE(msg.size() == 136);
+  CHECK(std::vector<std::byte>(msg.end() - 92, msg.end()) == ipip6_linkinfo());
+}
+
+TEST_CASE("netlink: ip6tnl change names the device by index and carries only the link info",
+          "[netlink]") {
+  const auto expected = bytes({
+                            0x7c, 0x00, 0x00, 0x00,  // nlmsg_len 124
+                            0x10, 0x00, 0x05, 0x00,  // RTM_NEWLINK, REQUEST|ACK: no create
+                            0x17, 0x00, 0x00, 0x00,  // seq 23
+                            0x00, 0x00, 0x00, 0x00,  // pid
+                            0x00, 0x00, 0x00, 0x00,  // ifinfomsg: AF_UNSPEC
+                            0x09, 0x00, 0x00, 0x00,  //   index 9
+                            0x00, 0x00, 0x00, 0x00,  //   flags
+                            0x00, 0x00, 0x00, 0x00,  //   change: flags untouched
+                        }) +
+                        ipip6_linkinfo();
+  CHECK(nl::ip6_tunnel_change(23, 9, client_tunnel()) == expected);
+}
+
+TEST_CASE("netlink: link dump is RTM_GETLINK with NLM_F_DUMP", "[netlink]") {
+  const auto expected = bytes({
+      0x20, 0x00, 0x00, 0x00,  // nlmsg_len 32
+      0x12, 0x00, 0x05, 0x03,  // RTM_GETLINK, REQUEST|ACK|DUMP (ROOT 0x100 | MATCH 0x200)
+      0x19, 0x00, 0x00, 0x00,  // seq 25
+      0x00, 0x00, 0x00, 0x00,  // pid
+      0x00, 0x00, 0x00, 0x00,  // AF_UNSPEC
+      0x00, 0x00, 0x00, 0x00,  // index 0: all
+      0x00, 0x00, 0x00, 0x00,  // flags
+      0x00, 0x00, 0x00, 0x00,  // change
+  });
+  CHECK(nl::link_dump(25) == expected);
+}
+
+TEST_CASE("netlink: link delete is RTM_DELLINK by index", "[netlink]") {
+  const auto expected = bytes({
+      0x20, 0x00, 0x00, 0x00,  // nlmsg_len 32
+      0x11, 0x00, 0x05, 0x00,  // RTM_DELLINK, REQUEST|ACK
+      0x18, 0x00, 0x00, 0x00,  // seq 24
+      0x00, 0x00, 0x00, 0x00,  // pid
+      0x00, 0x00, 0x00, 0x00,  // AF_UNSPEC
+      0x0c, 0x00, 0x00, 0x00,  // index 12
+      0x00, 0x00, 0x00, 0x00,  // flags
+      0x00, 0x00, 0x00, 0x00,  // change
+  });
+  CHECK(nl::link_delete(24, 12) == expected);
+}
+
+TEST_CASE("netlink: a link reply's IFLA_LINKINFO kind is read", "[netlink]") {
+  const auto reply = bytes({
+      0x30, 0x00, 0x00, 0x00,  // nlmsg_len 48
+      0x10, 0x00, 0x00, 0x00,  // RTM_NEWLINK
+      0x01, 0x00, 0x00, 0x00,  // seq
+      0x00, 0x00, 0x00, 0x00,  // pid
+      0x00, 0x00, 0x01, 0x03,  // AF_UNSPEC, type ARPHRD_TUNNEL6 (769)
+      0x07, 0x00, 0x00, 0x00,  // index 7
+      0x90, 0x00, 0x00, 0x00,  // IFF_NOARP | IFF_POINTOPOINT... (not read)
+      0x00, 0x00, 0x00, 0x00,  // change
+      0x10, 0x00, 0x12, 0x80,  // rta_len 16, IFLA_LINKINFO | NLA_F_NESTED
+      0x0b, 0x00, 0x01, 0x00,  //   rta_len 11, IFLA_INFO_KIND
+      'i',  'p',  '6',  't',   //
+      'n',  'l',  0x00, 0x00,  //   "ip6tnl" NUL, padding
+  });
+  const auto link = nl::parse_link(parse(reply));
+  REQUIRE(link);
+  CHECK(link->index == 7);
+  CHECK(link->kind == "ip6tnl");
+}
+
 TEST_CASE("netlink: IPv4 address add sets IFA_LOCAL and IFA_ADDRESS", "[netlink]") {
   const auto expected = bytes({
       0x28, 0x00, 0x00, 0x00,  // nlmsg_len 40

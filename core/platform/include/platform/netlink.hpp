@@ -85,6 +85,43 @@ Message link_get_by_name(std::uint32_t seq, std::string_view name);
 Message veth_add(std::uint32_t seq, std::string_view name, std::string_view peer_name,
                  std::optional<int> peer_netns_fd);
 
+// RTM_GETLINK with NLM_F_DUMP: every link of the namespace, one RTM_NEWLINK each, then
+// NLMSG_DONE (a dump has no ack).
+Message link_dump(std::uint32_t seq);
+// RTM_DELLINK for ifindex (`ip link del`).
+Message link_delete(std::uint32_t seq, std::uint32_t ifindex);
+
+// An ip6tnl device (net/ipv6/ip6_tunnel.c) in mode ipip6: IPv4 carried in IPv6 with next header
+// 4, as `ip link add NAME type ip6tnl mode ipip6 local L remote R ttl H encaplimit none
+// tclass inherit` makes it. Every IFLA_IPTUN_* attribute the kernel reads is written, because a
+// change starts from zeroed parameters rather than the device's current ones.
+struct Ip6Tunnel {
+  std::string name;                  // IFLA_IFNAME, < 16 bytes
+  core::Ipv6Address local;           // IFLA_IPTUN_LOCAL; :: matches any local address
+  core::Ipv6Address remote;          // IFLA_IPTUN_REMOTE; :: receives from anyone (cannot send)
+  std::uint32_t link = 0;            // IFLA_IPTUN_LINK: the underlying device, 0 for any
+  std::uint8_t hop_limit = 64;       // IFLA_IPTUN_TTL
+  std::optional<std::uint32_t> mtu;  // IFLA_MTU of the device (the inner packets' MTU)
+};
+
+// The flags every Ip6Tunnel carries in IFLA_IPTUN_FLAGS (linux/ip6_tunnel.h):
+// IP6_TNL_F_IGN_ENCAP_LIMIT, so no destination-options header sits between the outer header and
+// the inner packet (RFC 2473 section 4.1.1 makes it optional; the user-space codec and the BPF
+// path read next header 4 right after the fixed header), and IP6_TNL_F_USE_ORIG_TCLASS, so the
+// traffic class is the inner TOS (as tep::encapsulate does). The flow label is left to the
+// kernel's automatic one (a hash of the inner flow, like RFC 6438).
+inline constexpr std::uint32_t kIp6TunnelFlags = 0x1 | 0x2;
+
+// RTM_NEWLINK with NLM_F_CREATE | NLM_F_EXCL creating `tunnel`:
+//   ifinfomsg, IFLA_IFNAME, [IFLA_MTU], IFLA_LINKINFO { IFLA_INFO_KIND "ip6tnl",
+//   IFLA_INFO_DATA { IFLA_IPTUN_LINK, _LOCAL, _REMOTE, _TTL, _FLAGS, _PROTO (IPPROTO_IPIP) } }.
+// The device is created down. Precondition: tunnel.name.size() < 16.
+Message ip6_tunnel_add(std::uint32_t seq, const Ip6Tunnel& tunnel);
+// RTM_NEWLINK on ifindex (no create flags) with the same IFLA_LINKINFO: new end points for an
+// existing device (ip6_tnl_changelink). Name and MTU are not part of it: the kernel resets the
+// MTU from the route toward the new remote, so set it again afterwards.
+Message ip6_tunnel_change(std::uint32_t seq, std::uint32_t ifindex, const Ip6Tunnel& tunnel);
+
 // RTM_NEWADDR / RTM_DELADDR: address/prefix_len on ifindex (IFA_LOCAL and IFA_ADDRESS both set,
 // as `ip address add` does for a non-point-to-point address). IPv6 addresses are added with
 // IFA_F_NODAD, so they are never tentative: the appliance adds addresses to its own TUN and tunnel
@@ -166,6 +203,7 @@ struct LinkInfo {
   std::string name;            // IFLA_IFNAME
   std::uint32_t mtu = 0;       // IFLA_MTU, 0 when absent
   std::uint8_t operstate = 0;  // IFLA_OPERSTATE (kOperUp...), 0 "unknown" when absent
+  std::string kind;            // IFLA_LINKINFO / IFLA_INFO_KIND ("ip6tnl", "veth"...), or empty
 };
 Result<LinkInfo> parse_link(const ParsedMessage& message);
 
@@ -200,7 +238,8 @@ class NetlinkClient {
   std::uint32_t next_sequence() noexcept { return ++seq_; }
 
   // Sends `request` (whose header carries its sequence number) and waits for the ack with that
-  // number. Other messages with that number are data replies: query() returns them in order.
+  // number, or for NLMSG_DONE when it is a dump (an error in NLMSG_DONE is returned as one).
+  // Other messages with that number are data replies: query() returns them in order.
   // Messages with other numbers are leftovers of a request that timed out, and are skipped.
   // Errors: the kernel's errno and text; errno of send/recv; Errc::AckTimeout,
   // netlink_truncated, netlink_malformed, too_many_replies.
@@ -224,6 +263,13 @@ class NetlinkClient {
                                      std::uint8_t prefix_len);
   NetlinkResult<void> delete_address(std::uint32_t ifindex, const core::Ipv6Address& address,
                                      std::uint8_t prefix_len);
+  // Every link of the namespace (a dump).
+  NetlinkResult<std::vector<netlink::LinkInfo>> links();
+  NetlinkResult<void> delete_link(std::uint32_t ifindex);
+  // Creates the ip6tnl device and returns its ifindex. Errors: the kernel's (EOPNOTSUPP "Unknown
+  // device type" when it has no ip6tnl; EEXIST for a taken name or the same end points).
+  NetlinkResult<std::uint32_t> add_ip6_tunnel(const netlink::Ip6Tunnel& tunnel);
+  NetlinkResult<void> change_ip6_tunnel(std::uint32_t ifindex, const netlink::Ip6Tunnel& tunnel);
   NetlinkResult<void> add_route(const netlink::Ipv4Route& route);
   NetlinkResult<void> add_route(const netlink::Ipv6Route& route);
   NetlinkResult<void> delete_route(const netlink::Ipv4Route& route);
