@@ -106,7 +106,7 @@ fetch_deb() {
   local deb
   deb=$(find "$debs" -maxdepth 1 -name "${1}_*.deb" | sort | tail -n1)
   if [[ -z $deb ]]; then
-    say "fetching $1 into $debs"
+    say "fetching $1 into $debs" >&2  # stdout is the function's answer
     (cd "$debs" && apt-get download -q "$1" >/dev/null) || die "apt-get download $1 failed"
     deb=$(find "$debs" -maxdepth 1 -name "${1}_*.deb" | sort | tail -n1)
   fi
