@@ -2,7 +2,8 @@
 # The DSTM end-to-end suite (tests/integration/dstm_e2e_test.cpp: server, two TEPs, two clients
 # and an IPv4 host in namespaces) with APPL_E2E_BACKEND=kernel, inside a QEMU TCG guest booted
 # from Debian's 6.1 kernel, which has ip6tnl: the TEPs' and the clients' kernel backend end to
-# end. The guest holds the four binaries at their build paths (compiled into the suite),
+# end. The guest holds the four binaries at their build paths (compiled into the suite; so
+# nothing is mounted over /tmp, where a build tree may live),
 # iproute2's ip and ping from the host with their libraries, and busybox. About 2 minutes.
 # Exit 77 (ctest: skipped) when the kernel or busybox package cannot be had.
 #
@@ -22,7 +23,6 @@ cat >"$GUEST_ROOT/init" <<INIT
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 modprobe veth
 modprobe tun
