@@ -1,6 +1,7 @@
 // Tests for anycast_net/udp.hpp on loopback: the destination address of each datagram, sending
 // from a chosen source, truncation, errors as values, closing, and random bytes.
 #include "anycast_net/udp.hpp"
+#include "platform/random.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -141,11 +142,11 @@ TEST_CASE("udp socket: joining an anycast address on a missing interface fails a
 TEST_CASE("udp socket: random_bytes fills the whole span", "[anycast_member][udp]") {
   std::array<std::uint8_t, 4096> a{};
   std::array<std::uint8_t, 4096> b{};
-  anycast::net::random_bytes(a);
-  anycast::net::random_bytes(b);
+  platform::random_bytes(a);
+  platform::random_bytes(b);
   CHECK(a != b);
   // 4096 random bytes with no zero at all, or all in the first half, would be a broken source.
   CHECK(std::count(a.begin(), a.end(), std::uint8_t{0}) < 100);
   CHECK(std::count_if(a.begin(), a.end(), [](std::uint8_t x) { return x >= 128; }) > 1000);
-  anycast::net::random_bytes(std::span<std::uint8_t>{});
+  platform::random_bytes(std::span<std::uint8_t>{});
 }

@@ -1,6 +1,7 @@
 // The member service: datagrams from the ARR/UDP socket through the probe budget into
 // anycast::Member, and the datagrams it asks for back out.
 #include "anycast_member/service.hpp"
+#include "platform/random.hpp"
 
 #include <net/if.h>
 #include <unistd.h>
@@ -68,7 +69,7 @@ struct Service::Impl {
                                        .unicast = config.unicast,
                                        .answer_ttl_seconds = config.answer_ttl,
                                        .max_pending = config.max_pending},
-               [](std::span<std::uint8_t> out) { anycast::net::random_bytes(out); }},
+               [](std::span<std::uint8_t> out) { platform::random_bytes(out); }},
         limit{config.probes_per_second, kMaxRateLimitedSources},
         timer{io},
         port{socket.local_port()} {

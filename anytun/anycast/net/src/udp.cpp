@@ -1,14 +1,11 @@
-// The ARR/UDP socket: per-datagram addresses through IPV6_PKTINFO, kernel anycast membership,
-// getrandom().
+// The ARR/UDP socket: per-datagram addresses through IPV6_PKTINFO, kernel anycast membership.
 #include "anycast_net/udp.hpp"
 
 #include <netinet/in.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <array>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 
@@ -85,19 +82,6 @@ std::optional<boost::system::result<DatagramSocket::Received>> receive_now(
 }
 
 }  // namespace
-
-void random_bytes(std::span<std::uint8_t> out) noexcept {
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const auto got = ::getrandom(out.data() + done, out.size() - done, 0);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      // Without randomness nonces and keys would be guessable: refuse to go on.
-      std::abort();
-    }
-    done += static_cast<std::size_t>(got);
-  }
-}
 
 boost::system::result<DatagramSocket> DatagramSocket::open(boost::asio::any_io_executor executor,
                                                            const core::Ipv6Address& address,

@@ -2,6 +2,7 @@
 // datagram and query is handled to the end on the loop thread; the cache's Actions become
 // datagrams and wake-ups, and one timer follows the cache's next wake-up.
 #include "anycast_resolver/service.hpp"
+#include "platform/random.hpp"
 
 #include <netinet/icmp6.h>
 #include <sys/stat.h>
@@ -71,7 +72,7 @@ Time now() {
 }
 
 void system_random(std::span<std::uint8_t> out) {
-  anycast::net::random_bytes(out);
+  platform::random_bytes(out);
 }
 
 std::int64_t ms_between(Time from, Time to) {

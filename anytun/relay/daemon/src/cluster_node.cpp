@@ -1,8 +1,6 @@
 // The relay cluster's TCP links and what moves over them (cluster_node.hpp).
 #include "cluster_node.hpp"
 
-#include <sys/random.h>
-
 #include <algorithm>
 #include <chrono>
 #include <limits>
@@ -29,6 +27,7 @@
 #include "asio_endpoint.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
+#include "platform/random.hpp"
 #include "relay/cluster.hpp"
 #include "relay/stream_framer.hpp"
 #include "satp/error.hpp"
@@ -67,11 +66,7 @@ constexpr std::size_t kSealRoom = relay::kFrameHeader + kMaxFrame + 64;
 
 cluster::Nonce fresh_nonce() {
   cluster::Nonce n{};
-  std::size_t got = 0;
-  while (got < n.size()) {
-    const auto r = ::getrandom(n.data() + got, n.size() - got, 0);
-    if (r > 0) got += static_cast<std::size_t>(r);
-  }
+  platform::random_bytes(n);
   return n;
 }
 

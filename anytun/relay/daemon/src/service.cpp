@@ -1,10 +1,10 @@
 // The relay node and client services: sockets, TUN and engine on one io_context (service.hpp).
 #include "relay_daemon/service.hpp"
 
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +31,7 @@
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
 #include "platform/netlink.hpp"
+#include "platform/random.hpp"
 #include "platform/tun.hpp"
 #include "relay/engine.hpp"
 #include "tcp.hpp"
@@ -55,9 +56,10 @@ constexpr auto kTick = std::chrono::seconds{1};
 constexpr std::uint32_t kSeqReservation = 1u << 20;
 
 std::uint64_t random_u64() {
+  std::array<std::uint8_t, 8> b{};
+  platform::random_bytes(b);
   std::uint64_t v = 0;
-  while (::getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) {
-  }
+  for (const auto x : b) v = v << 8 | x;
   return v;
 }
 

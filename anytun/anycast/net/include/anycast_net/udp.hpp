@@ -1,7 +1,7 @@
 // The ARR/UDP socket of members and resolvers: UDP over IPv6 with the destination address of
 // every received datagram (IPV6_RECVPKTINFO) and the source of every sent one chosen per
 // datagram (IPV6_PKTINFO), so a member can answer from its unicast address and send a HoTI from
-// its anycast address; kernel anycast membership (IPV6_JOIN_ANYCAST); and getrandom().
+// its anycast address; and kernel anycast membership (IPV6_JOIN_ANYCAST).
 #pragma once
 
 #include <cstddef>
@@ -17,8 +17,6 @@
 
 namespace anycast::net {
 
-// Cryptographically random bytes (getrandom(2)); aborts if the kernel cannot give them.
-void random_bytes(std::span<std::uint8_t> out) noexcept;
 
 class DatagramSocket {
  public:
