@@ -159,7 +159,7 @@ for d in dstm-server dstm-ctl tep tep-ctl dstm-web satp-relay dstm-client dstm-s
   add_elf "$path" "usr/bin/$d"
 done
 if upgrade=$(binary fw-upgrade); then
-  add_elf "$upgrade" usr/bin/fw-upgrade
+  add_elf "$upgrade" usr/sbin/fw-upgrade  # where the dashboard calls it (web.firmware.tool)
 else
   say "no fw-upgrade in $build: the image cannot upgrade itself and /init will say so"
 fi

@@ -13,6 +13,8 @@ packages=(
   libbpf-dev bpftool linux-libc-dev
   # network tools used by tests and the lab
   iproute2 iputils-ping iperf3
+  # JSON in the shell tests (the firmware image test talks to the dashboard API)
+  jq
   # anycast lab tests: an unmodified curl under the preload library
   curl
   # data-path benchmarks: trafgen (small packets), ethtool, and Debian's anytun as the reference

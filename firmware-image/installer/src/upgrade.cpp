@@ -7,7 +7,7 @@
 //   3. the part is written to the target partition while the bundle is read and verified again
 //      (the file could have changed since step 1), then the disk is synced;
 //   4. only if the second pass matched: grubenv: the target ok, not tried, first in the order,
-//      its version, synced (finish_install). The next boot tries it once.
+//      its version, TRIAL naming it, synced (finish_install). The next boot tries it once.
 #include "fwinstall/upgrade.hpp"
 
 #include <fcntl.h>
@@ -204,13 +204,17 @@ Result<json::object> status(const Paths& paths) {
   }
   auto next_state = opened->state;
   const Slot next = fwimage::choose_slot(next_state);
-  const auto* reset = fwimage::find(opened->env, kResetSettings);
+  const auto names_running = [&](std::string_view variable) {
+    const auto* v = fwimage::find(opened->env, variable);
+    return v != nullptr && *v == fwimage::to_string(*running);
+  };
   json::object out{{"running", fwimage::to_string(*running)},
                    {"next", fwimage::to_string(next)},
                    {"order", json::array{fwimage::to_string(opened->state.order[0]),
                                          fwimage::to_string(opened->state.order[1])}},
                    {"slots", std::move(slots)},
-                   {"reset_settings", reset != nullptr && *reset == fwimage::to_string(*running)}};
+                   {"reset_settings", names_running(kResetSettings)},
+                   {"trial", names_running(kTrial)}};
   if (auto fw = running_firmware(paths))
     out["firmware"] = json::object{{"board", fw->board},
                                    {"version", fw->version},
@@ -276,6 +280,7 @@ Result<json::object> install(const Paths& paths, const std::filesystem::path& bu
   fwimage::finish_install(opened->state, target);
   fwimage::store(opened->state, opened->env);
   fwimage::set(opened->env, version_variable(target), manifest->version);
+  fwimage::set(opened->env, kTrial, std::string{fwimage::to_string(target)});
   if (!keep_settings)
     fwimage::set(opened->env, kResetSettings, std::string{fwimage::to_string(target)});
   if (auto w = opened->env_file.write(opened->disk, opened->env); !w) return w.error();
@@ -293,9 +298,10 @@ Result<json::object> mark_good(const Paths& paths) {
   const auto before = opened->env;
   fwimage::mark_good(opened->state, *running);
   fwimage::store(opened->state, opened->env);
-  if (const auto* r = fwimage::find(opened->env, kResetSettings);
-      r && *r == fwimage::to_string(*running))
-    fwimage::set(opened->env, kResetSettings, "");
+  for (const auto variable : {kResetSettings, kTrial})
+    if (const auto* v = fwimage::find(opened->env, variable);
+        v && *v == fwimage::to_string(*running))
+      fwimage::set(opened->env, variable, "");
   // Written only when something changed: the boot loader's block is left as it is otherwise.
   if (opened->env != before)
     if (auto w = opened->env_file.write(opened->disk, opened->env); !w) return w.error();

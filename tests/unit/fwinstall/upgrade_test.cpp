@@ -63,6 +63,7 @@ TEST_CASE("upgrade: install writes the inactive slot and makes it next to be tri
   CHECK(*fwimage::find(env, "B_VERSION") == "0.2.0");
   CHECK(*fwimage::find(env, "A_VERSION") == "0.1.0");
   CHECK(fwimage::find(env, "RESET_SETTINGS") == nullptr);
+  CHECK(*fwimage::find(env, "TRIAL") == "B");
 
   auto next = state;
   CHECK(fwimage::choose_slot(next) == Slot::B);
@@ -210,11 +211,15 @@ TEST_CASE("upgrade: mark-good clears the booted slot's tried mark", "[fwinstall]
 
   a.paths.slot = std::nullopt;
   a.paths.cmdline = dir.write("cmdline-b", "dstm.slot=B\n");
+  CHECK(fwinstall::status(a.paths).value().at("trial").as_bool());
   const auto good = fwinstall::mark_good(a.paths);
   REQUIRE(good);
   CHECK(good->at("slot").as_string() == "B");
   CHECK_FALSE(a.boot_state().is_tried(Slot::B));
   CHECK(a.boot_state().is_ok(Slot::B));
+  // No longer on trial: a later failing boot of B stays up instead of falling back.
+  CHECK(*fwimage::find(a.grubenv(), "TRIAL") == "");
+  CHECK_FALSE(fwinstall::status(a.paths).value().at("trial").as_bool());
 
   // Not marked good: the next boot would go back to A.
   state = a.boot_state();
@@ -235,6 +240,7 @@ TEST_CASE("upgrade: status shows the running slot the boot state and the version
   CHECK(s->at("slots").at("B").at("version").is_null());
   CHECK_FALSE(s->at("slots").at("B").at("ok").as_bool());
   CHECK(s->at("firmware").at("board").as_string() == "x86-64");
+  CHECK_FALSE(s->at("trial").as_bool());  // the flashed slot was never installed as a trial
 
   a.paths.cmdline = dir.write("cmdline-none", "console=ttyS0\n");
   const auto none = fwinstall::status(a.paths);

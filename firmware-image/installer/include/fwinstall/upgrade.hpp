@@ -33,7 +33,13 @@ struct Paths {
 //   A_VERSION, B_VERSION  the version installed in the slot ("" while it is being written)
 //   RESET_SETTINGS        "A" or "B": that slot, booted, starts from the default settings
 //                         (set by install --reset-settings; cleared by mark-good)
+//   TRIAL                 "A" or "B": that slot was installed and has not yet come up healthy
+//                         (set by install; cleared by mark-good). Only a trial boot that fails
+//                         its health check reboots to fall back: a slot that once ran well and
+//                         now fails (a bad setting, a dead uplink) stays up with its dashboard,
+//                         so the operator can repair it instead of watching a reboot loop.
 inline constexpr std::string_view kResetSettings = "RESET_SETTINGS";
+inline constexpr std::string_view kTrial = "TRIAL";
 std::string version_variable(fwimage::Slot slot);
 
 // Called after each chunk written to the slot: bytes written, bytes to write.
@@ -42,7 +48,8 @@ using Progress = std::function<void(std::uint64_t written, std::uint64_t total)>
 fwimage::Result<fwimage::Slot> running_slot(const Paths& paths);
 
 // {"running","next","order":[..],"slots":{"A":{"ok","tried","version"},..},"reset_settings",
-//  "firmware":{"board","version","compat_version"}}
+//  "trial","firmware":{"board","version","compat_version"}}; reset_settings and trial are true
+// when RESET_SETTINGS or TRIAL names the running slot.
 fwimage::Result<boost::json::object> status(const Paths& paths);
 // {"version","board","compat_version","created","size","sha256","keep_settings","target"}
 fwimage::Result<boost::json::object> verify(const Paths& paths, const std::filesystem::path& bundle,
