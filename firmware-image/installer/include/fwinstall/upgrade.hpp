@@ -21,7 +21,11 @@ using fwimage::Result;
 
 // Where the tool finds things; the defaults are the appliance's.
 struct Paths {
-  std::filesystem::path disk = "/dev/vda";
+  // The appliance disk; empty: the one disk with partitions named boot, slotA and slotB, found
+  // through `sys` and named under `dev` (disk.hpp, find_appliance_disk).
+  std::filesystem::path disk;
+  std::filesystem::path sys = "/sys";
+  std::filesystem::path dev = "/dev";
   std::filesystem::path public_key = "/etc/dstm/firmware.pub";
   std::filesystem::path firmware_json = "/etc/dstm/firmware.json";  // what runs now
   std::filesystem::path cmdline = "/proc/cmdline";                  // dstm.slot=A|B
@@ -41,8 +45,8 @@ using Progress = std::function<void(std::uint64_t written, std::uint64_t total)>
 
 fwimage::Result<fwimage::Slot> running_slot(const Paths& paths);
 
-// {"running","next","order":[..],"slots":{"A":{"ok","tried","version"},..},"reset_settings",
-//  "firmware":{"board","version","compat_version"}}
+// {"disk","running","next","order":[..],"slots":{"A":{"ok","tried","version"},..},
+//  "reset_settings","firmware":{"board","version","compat_version"}}
 fwimage::Result<boost::json::object> status(const Paths& paths);
 // {"version","board","compat_version","created","size","sha256","keep_settings","target"}
 fwimage::Result<boost::json::object> verify(const Paths& paths, const std::filesystem::path& bundle,
