@@ -173,10 +173,6 @@ Result<Opened> open_disk(const Paths& paths, bool writable) {
 
 }  // namespace
 
-std::string version_variable(Slot slot) {
-  return fmt::format("{}_VERSION", fwimage::to_string(slot));
-}
-
 Result<Slot> running_slot(const Paths& paths) {
   if (paths.slot) return *paths.slot;
   auto text = read_small(paths.cmdline);

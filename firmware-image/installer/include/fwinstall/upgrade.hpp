@@ -34,11 +34,12 @@ struct Paths {
 };
 
 // grubenv variables besides the boot state (slots.hpp):
-//   A_VERSION, B_VERSION  the version installed in the slot ("" while it is being written)
+//   A_VERSION, B_VERSION  the version installed in the slot ("" while it is being written;
+//                         fwimage::version_variable, slots.hpp)
 //   RESET_SETTINGS        "A" or "B": that slot, booted, starts from the default settings
 //                         (set by install --reset-settings; cleared by mark-good)
 inline constexpr std::string_view kResetSettings = "RESET_SETTINGS";
-std::string version_variable(fwimage::Slot slot);
+using fwimage::version_variable;
 
 // Called after each chunk written to the slot: bytes written, bytes to write.
 using Progress = std::function<void(std::uint64_t written, std::uint64_t total)>;
