@@ -240,7 +240,7 @@ install -m 0644 "$work/manifest.json" "$slot/slot.json"
 make_slot_fs "$slot" "$work/slotA.img"
 
 # --- Boot partition: GRUB's config and environment on FAT -------------------------------------
-"$fw_sign" grubenv "$work/grubenv"
+"$fw_sign" grubenv --version "$version" "$work/grubenv"
 mkfs.fat --invariant -i "$FAT_SERIAL" -n BOOT -C "$work/boot.img" $((BOOT_MIB * 1024)) >/dev/null
 touch -d "@$SOURCE_DATE_EPOCH" "$work/grubenv"
 cp "$here/grub.cfg" "$work/grub.cfg"

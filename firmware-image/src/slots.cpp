@@ -29,6 +29,17 @@ Result<Slot> parse_slot(std::string_view text) {
   return fail(Errc::BadEnvironment, "a slot is A or B");
 }
 
+std::string version_variable(Slot slot) {
+  return std::string{to_string(slot)} + "_VERSION";
+}
+
+Environment initial_environment(const std::optional<std::string>& slot_a_version) {
+  Environment env;
+  store(BootState{}, env);
+  if (slot_a_version) set(env, version_variable(Slot::A), *slot_a_version);
+  return env;
+}
+
 Result<BootState> boot_state_from(const Environment& env) {
   BootState s;
   const auto* order = find(env, "ORDER");

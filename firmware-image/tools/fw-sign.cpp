@@ -6,7 +6,8 @@
 //                  --part NAME=FILE [--part ...] --manifest-out FILE OUT
 //                                         a signed bundle (fwimage/bundle.hpp) of the parts,
 //                                         and its manifest's canonical text
-//   fw-sign grubenv OUT                   the initial boot environment: A ok, B not ok
+//   fw-sign grubenv [--version V] OUT     the initial boot environment: A ok, B not ok, and
+//                                         A_VERSION=V (the version on the image's slot A)
 // Exit status 0 on success, 1 on failure, 2 on a usage error.
 #include <array>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -34,7 +36,7 @@ constexpr std::string_view kUsage =
     "       fw-sign pubkey SECRET PUBLIC\n"
     "       fw-sign bundle --key SECRET --board B --version V --compat C --created T\n"
     "                      --part NAME=FILE [--part NAME=FILE ...] --manifest-out FILE OUT\n"
-    "       fw-sign grubenv OUT\n";
+    "       fw-sign grubenv [--version V] OUT\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -177,11 +179,25 @@ int bundle(const std::vector<std::string>& args) {
 }
 
 int grubenv(const std::vector<std::string>& args) {
-  if (args.size() != 1) throw UsageError("grubenv takes OUT");
-  fwimage::Environment env;
-  fwimage::store(fwimage::BootState{}, env);  // the default state: A ok and first, B not ok
+  std::optional<std::string> version;
+  std::string out;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--version") {
+      if (i + 1 >= args.size() || args[i + 1].empty()) throw UsageError("--version needs a value");
+      version = args[++i];
+    } else if (!a.empty() && a[0] != '-' && out.empty()) {
+      out = a;
+    } else {
+      throw UsageError("unknown argument " + a);
+    }
+  }
+  if (out.empty()) throw UsageError("grubenv takes [--version V] OUT");
+  // The default state (A ok and first, B not ok) and slot A's version, which fw-upgrade status
+  // and the dashboard show (fwimage::version_variable).
+  const auto env = fwimage::initial_environment(version);
   const auto block = value_or_throw(fwimage::format_grubenv(env), "grubenv");
-  write_file(args[0], std::string_view{reinterpret_cast<const char*>(block.data()), block.size()},
+  write_file(out, std::string_view{reinterpret_cast<const char*>(block.data()), block.size()},
              false);
   return 0;
 }

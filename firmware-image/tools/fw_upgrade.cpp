@@ -1,7 +1,8 @@
 // fw-upgrade: verifies and installs firmware bundles into the inactive A/B slot, marks the booted
 // slot good, backs up and restores the settings (docs/firmware.md, "Upgrading"). Prints one JSON
 // object for the dashboard; exit status 0 done, 1 refused (the input is not acceptable: bundle,
-// key, compatibility, backup), 2 the disk or a file could not be used, 64 bad usage.
+// key, compatibility, backup), 2 the disk or a file could not be used, 64 bad usage. Without
+// --disk it works on the one disk with partitions named boot, slotA and slotB (sysfs).
 #include <cstdio>
 #include <string>
 #include <string_view>

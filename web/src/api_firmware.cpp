@@ -40,7 +40,9 @@ fs::path staged_file(const AppState& s) {
 }
 
 std::vector<std::string> tool(const AppState& s, std::initializer_list<std::string> args) {
-  std::vector<std::string> argv{s.web.firmware.tool, "--disk", s.web.firmware.disk};
+  std::vector<std::string> argv{s.web.firmware.tool};
+  // Without a configured disk the tool finds the appliance's disk itself (docs/firmware.md).
+  if (!s.web.firmware.disk.empty()) argv.insert(argv.end(), {"--disk", s.web.firmware.disk});
   argv.insert(argv.end(), args);
   return argv;
 }

@@ -72,7 +72,7 @@ FirmwareConfig read_firmware(platform::ObjectReader& r) {
   const FirmwareConfig defaults;
   FirmwareConfig f;
   f.tool = read_path(r, "tool", defaults.tool);
-  f.disk = read_path(r, "disk", defaults.disk);
+  f.disk = read_path(r, "disk", defaults.disk);  // absent: "", the tool finds the disk
   if (auto command = r.optional_strings("reboot_command")) {
     if (command->empty() || command->front().empty() || command->front().front() != '/')
       r.error("reboot_command", "must start with an absolute path to the program");

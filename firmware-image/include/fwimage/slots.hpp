@@ -11,10 +11,12 @@
 // the next boot skips it and returns to the other slot.
 //
 // Kept in the grubenv (grubenv.hpp) as ORDER ("A B" or "B A"), A_OK, A_TRY, B_OK, B_TRY
-// ("0"/"1").
+// ("0"/"1"); beside them A_VERSION and B_VERSION (version_variable) name what each slot holds.
 #pragma once
 
 #include <array>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "fwimage/error.hpp"
@@ -38,6 +40,14 @@ struct BootState {
   bool is_ok(Slot s) const noexcept { return ok[static_cast<std::size_t>(s)]; }
   bool is_tried(Slot s) const noexcept { return tried[static_cast<std::size_t>(s)]; }
 };
+
+// The grubenv variable with the version installed in `slot`: "A_VERSION", "B_VERSION". Its value
+// is "" while the slot is being written (fw-upgrade install, fwinstall/upgrade.hpp).
+std::string version_variable(Slot slot);
+
+// The boot environment a new disk image starts with (fw-sign grubenv): the default BootState (A
+// ok and first, B not ok) and, when given, slot A's version.
+Environment initial_environment(const std::optional<std::string>& slot_a_version);
 
 // BadEnvironment when a variable is missing or not one of its values.
 Result<BootState> boot_state_from(const Environment& env);

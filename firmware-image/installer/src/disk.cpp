@@ -1,5 +1,5 @@
-// Disk access for the upgrade tool: pread/pwrite/fsync on a device or image file, the GPT by
-// name, the grubenv file's sectors.
+// Disk access for the upgrade tool: the appliance disk found through sysfs, pread/pwrite/fsync on
+// a device or image file, the GPT by name, the grubenv file's sectors.
 #include "fwinstall/disk.hpp"
 
 #include <fcntl.h>
@@ -8,8 +8,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -22,7 +30,78 @@ Error io_error(const std::filesystem::path& path, std::string_view what, int err
                        fmt::format("{}: {}: {}", path.string(), what, std::strerror(err)));
 }
 
+// A uevent file's KEY=VALUE lines: the value of `key`, if the file has it. uevent files are a
+// few hundred bytes; more than 64 KiB is not one.
+std::optional<std::string> uevent_value(const std::filesystem::path& dir, std::string_view key) {
+  std::ifstream in{dir / "uevent"};
+  std::string line;
+  std::size_t total = 0;
+  while (std::getline(in, line)) {
+    total += line.size() + 1;
+    if (total > 64 * 1024) return std::nullopt;
+    if (line.size() > key.size() && line.starts_with(key) && line[key.size()] == '=')
+      return line.substr(key.size() + 1);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+Result<std::filesystem::path> find_appliance_disk(const std::filesystem::path& sys,
+                                                  const std::filesystem::path& dev) {
+  namespace fs = std::filesystem;
+  const std::array<std::string, 3> wanted{std::string{kBootPartition},
+                                          std::string{slot_partition(fwimage::Slot::A)},
+                                          std::string{slot_partition(fwimage::Slot::B)}};
+  const auto block = sys / "class" / "block";
+  // Each disk's sysfs directory (resolved: /sys/class/block/* are links into /sys/devices) and
+  // the wanted names among its partitions.
+  std::map<fs::path, std::set<std::string>> found;
+  std::error_code ec;
+  fs::directory_iterator it{block, ec};
+  if (ec)
+    return fwimage::fail(fwimage::Errc::Io, fmt::format("{}: cannot list the block devices: {}",
+                                                        block.string(), ec.message()));
+  for (; it != fs::directory_iterator{}; it.increment(ec)) {
+    if (ec)
+      return fwimage::fail(fwimage::Errc::Io, fmt::format("{}: cannot list the block devices: {}",
+                                                          block.string(), ec.message()));
+    // A device that goes away while we look (a USB stick pulled) is simply not a candidate.
+    std::error_code entry_ec;
+    const auto partition = fs::canonical(it->path(), entry_ec);
+    if (entry_ec || !fs::exists(partition / "partition", entry_ec)) continue;
+    const auto name = uevent_value(partition, "PARTNAME");
+    if (!name || std::find(wanted.begin(), wanted.end(), *name) == wanted.end()) continue;
+    found[partition.parent_path()].insert(*name);
+  }
+
+  std::vector<fs::path> disks;
+  for (const auto& [dir, names] : found) {
+    if (names.size() != wanted.size()) continue;
+    const auto devname = uevent_value(dir, "DEVNAME");
+    if (!devname || devname->empty())
+      return fwimage::fail(fwimage::Errc::BadDisk,
+                           fmt::format("{}: a disk without DEVNAME= in its uevent", dir.string()));
+    disks.push_back(dev / *devname);
+  }
+  std::sort(disks.begin(), disks.end());
+  if (disks.empty())
+    return fwimage::fail(
+        fwimage::Errc::BadDisk,
+        fmt::format("no disk has partitions named {}, {} and {} (looked in {}); name the disk "
+                    "with --disk",
+                    wanted[0], wanted[1], wanted[2], block.string()));
+  if (disks.size() > 1) {
+    std::string list;
+    for (const auto& d : disks) list += (list.empty() ? "" : ", ") + d.string();
+    return fwimage::fail(
+        fwimage::Errc::BadUsage,
+        fmt::format("more than one disk has partitions named {}, {} and {}: {} (an appliance "
+                    "image on a USB stick?); name the appliance's disk with --disk",
+                    wanted[0], wanted[1], wanted[2], list));
+  }
+  return disks.front();
+}
 
 std::string_view slot_partition(fwimage::Slot slot) noexcept {
   return slot == fwimage::Slot::A ? "slotA" : "slotB";

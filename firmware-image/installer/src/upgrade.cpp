@@ -157,7 +157,10 @@ struct Opened {
 };
 
 Result<Opened> open_disk(const Paths& paths, bool writable) {
-  auto disk = Disk::open(paths.disk, writable);
+  auto path = paths.disk.empty() ? find_appliance_disk(paths.sys, paths.dev)
+                                 : Result<std::filesystem::path>{paths.disk};
+  if (!path) return path.error();
+  auto disk = Disk::open(*path, writable);
   if (!disk) return disk.error();
   auto env_file = BootEnvironment::locate(*disk);
   if (!env_file) return env_file.error();
@@ -169,10 +172,6 @@ Result<Opened> open_disk(const Paths& paths, bool writable) {
 }
 
 }  // namespace
-
-std::string version_variable(Slot slot) {
-  return fmt::format("{}_VERSION", fwimage::to_string(slot));
-}
 
 Result<Slot> running_slot(const Paths& paths) {
   if (paths.slot) return *paths.slot;
@@ -208,7 +207,8 @@ Result<json::object> status(const Paths& paths) {
     const auto* v = fwimage::find(opened->env, variable);
     return v != nullptr && *v == fwimage::to_string(*running);
   };
-  json::object out{{"running", fwimage::to_string(*running)},
+  json::object out{{"disk", opened->disk.path().string()},
+                   {"running", fwimage::to_string(*running)},
                    {"next", fwimage::to_string(next)},
                    {"order", json::array{fwimage::to_string(opened->state.order[0]),
                                          fwimage::to_string(opened->state.order[1])}},

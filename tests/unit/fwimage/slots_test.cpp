@@ -77,3 +77,24 @@ TEST_CASE("slots: the state lives in five environment variables next to others",
   CHECK(boot_state_from(broken).error().code == Errc::BadEnvironment);
   CHECK(boot_state_from(Environment{}).error().code == Errc::BadEnvironment);
 }
+
+TEST_CASE("slots: a new image's environment is the default state and slot A's version",
+          "[fwimage]") {
+  CHECK(version_variable(Slot::A) == "A_VERSION");
+  CHECK(version_variable(Slot::B) == "B_VERSION");
+  const auto env = initial_environment("1.2.3");
+  CHECK(env == Environment{{"ORDER", "A B"},
+                           {"A_OK", "1"},
+                           {"A_TRY", "0"},
+                           {"B_OK", "0"},
+                           {"B_TRY", "0"},
+                           {"A_VERSION", "1.2.3"}});
+  const auto back = parse_grubenv(format_grubenv(env).value());
+  REQUIRE(back);
+  CHECK(*back == env);
+  CHECK(boot_state_from(*back).value() == BootState{});
+
+  CHECK(
+      initial_environment(std::nullopt) ==
+      Environment{{"ORDER", "A B"}, {"A_OK", "1"}, {"A_TRY", "0"}, {"B_OK", "0"}, {"B_TRY", "0"}});
+}

@@ -123,6 +123,7 @@ Appliance::Appliance(const test::TempDir& dir) {
   slot_b_offset = (2 + boot_mib) * kMiB + kSlotBytes;
 
   paths.disk = disk;
+  paths.sys = dir / "no-sysfs";  // hermetic: a test that clears `disk` brings its own sysfs
   paths.public_key =
       dir.write("firmware.pub", fwimage::format_public_key(fwimage::public_key_of(test_key(1))));
   paths.firmware_json =

@@ -233,6 +233,7 @@ TEST_CASE("upgrade: status shows the running slot the boot state and the version
   const auto s = fwinstall::status(a.paths);
   REQUIRE(s);
   INFO(boost::json::serialize(*s));
+  CHECK(s->at("disk").as_string() == a.disk.string());
   CHECK(s->at("running").as_string() == "A");
   CHECK(s->at("next").as_string() == "A");
   CHECK(s->at("slots").at("A").at("version").as_string() == "0.1.0");

@@ -251,3 +251,24 @@ TEST_CASE("firmware api: a failed install is reported and the tool gets the page
   CHECK(text.find("--disk /dev/test-disk --progress install " + staged + " --reset-settings") !=
         std::string::npos);
 }
+
+TEST_CASE("firmware api: without a configured disk the tool is run without --disk", "[web]") {
+  AppFixture f;
+  const auto args = f.dir / "args";
+  // A stand-in fw-upgrade that records its arguments and finds no disk.
+  const auto tool = f.dir.write(
+      "fake-fw-upgrade.sh",
+      "#!/bin/sh\necho \"$*\" >> '" + args.string() +
+          "'\necho '{\"error\":\"bad_disk\",\"message\":\"no disk has partitions named boot, "
+          "slotA and slotB\"}'; exit 2\n");
+  std::filesystem::permissions(tool, std::filesystem::perms::owner_all);
+  f.options.web.firmware.tool = tool.string();
+  f.options.web.firmware.disk.clear();
+  f.open();
+  const auto who = f.admin();
+
+  const auto got = body_of(f.as(who, "GET", "/api/firmware"));
+  CHECK(got.at("status").at("error") == "bad_disk");
+  std::ifstream in{args};
+  CHECK(std::string{std::istreambuf_iterator<char>{in}, {}} == "status\n");
+}

@@ -144,7 +144,7 @@ TEST_CASE("web config: every error is reported with its pointer", "[web]") {
 TEST_CASE("web config: the firmware tools are read and checked", "[web]") {
   const web::FirmwareConfig defaults;
   CHECK(defaults.tool == "/usr/sbin/fw-upgrade");
-  CHECK(defaults.disk == "/dev/vda");
+  CHECK(defaults.disk.empty());  // fw-upgrade finds the appliance disk itself
   CHECK(defaults.reboot_command == std::vector<std::string>{"/sbin/reboot"});
   const auto c = web::parse_web_section(document(R"({"web": {"firmware": {
     "tool": "/opt/fw-upgrade", "disk": "/dev/sda", "reboot_command": ["/sbin/shutdown", "-r", "now"],
@@ -156,13 +156,15 @@ TEST_CASE("web config: the firmware tools are read and checked", "[web]") {
   CHECK(c->firmware.max_upload_bytes == 1048576);
 
   const auto bad = web::parse_web_section(document(R"({"web": {"firmware": {
-    "tool": "fw-upgrade", "reboot_command": [], "max_upload_bytes": 1000, "other": 1}}})"));
+    "tool": "fw-upgrade", "disk": "", "reboot_command": [], "max_upload_bytes": 1000,
+    "other": 1}}})"));
   REQUIRE_FALSE(bad.has_value());
   std::vector<std::string> paths;
   for (const auto& e : bad.error()) paths.push_back(e.path);
   std::sort(paths.begin(), paths.end());
-  CHECK(paths == std::vector<std::string>{"/web/firmware/max_upload_bytes", "/web/firmware/other",
-                                          "/web/firmware/reboot_command", "/web/firmware/tool"});
+  CHECK(paths == std::vector<std::string>{"/web/firmware/disk", "/web/firmware/max_upload_bytes",
+                                          "/web/firmware/other", "/web/firmware/reboot_command",
+                                          "/web/firmware/tool"});
 }
 
 TEST_CASE("web config: a document that is not an object is an error at the document", "[web]") {

@@ -16,11 +16,12 @@
 namespace web {
 
 // The firmware page's tools (docs/config.md, "The web section"): the upgrade tool, the disk it
-// works on, the command that reboots the appliance, and the largest upload it takes (a bundle or
-// a settings backup), streamed to a file in state_dir.
+// works on (empty: the tool finds the appliance disk itself), the command that reboots the
+// appliance, and the largest upload it takes (a bundle or a settings backup), streamed to a file
+// in state_dir.
 struct FirmwareConfig {
   std::string tool = "/usr/sbin/fw-upgrade";
-  std::string disk = "/dev/vda";
+  std::string disk;  // passed as --disk when set
   std::vector<std::string> reboot_command{"/sbin/reboot"};
   std::uint64_t max_upload_bytes = 256 * 1024 * 1024;
   bool operator==(const FirmwareConfig&) const = default;

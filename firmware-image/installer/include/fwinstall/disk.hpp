@@ -1,7 +1,8 @@
-// The appliance disk as the upgrade tool uses it: a block device (/dev/vda) or a disk image file,
-// its GPT partitions found by name (docs/firmware.md, "Disk layout"), and the boot environment
-// /grub/grubenv inside the `boot` FAT partition, read and rewritten in place (fwimage/fat.hpp).
-// Errors are fwimage::Error (Io with the path and errno text, BadDisk, BadEnvironment).
+// The appliance disk as the upgrade tool uses it: a block device (/dev/sda, /dev/nvme0n1, /dev/vda)
+// or a disk image file, found through sysfs when it is not named, its GPT partitions found by name
+// (docs/firmware.md, "Disk layout"), and the boot environment /grub/grubenv inside the `boot` FAT
+// partition, read and rewritten in place (fwimage/fat.hpp). Errors are fwimage::Error (Io with the
+// path and errno text, BadDisk, BadEnvironment, BadUsage).
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,15 @@ inline constexpr std::string_view kGrubenvPath = "/grub/grubenv";
 
 std::string_view slot_partition(fwimage::Slot slot) noexcept;  // "slotA", "slotB"
 
+// The whole-disk block device that holds partitions named `boot`, `slotA` and `slotB`, as the
+// kernel reports them under `sys` (class/block/*/uevent: PARTNAME= is the GPT partition name,
+// DEVNAME= the node under `dev`; a partition's directory has a `partition` file and its parent
+// directory is the disk's). A disk with only some of the names does not count. BadDisk when no
+// disk holds all three; BadUsage, naming them, when several do (an appliance image on a USB stick
+// plugged into a running box): the caller must name the disk. Io when sysfs cannot be read.
+Result<std::filesystem::path> find_appliance_disk(const std::filesystem::path& sys,
+                                                  const std::filesystem::path& dev);
+
 // A byte range of the disk.
 struct Region {
   std::uint64_t offset = 0;
@@ -41,6 +51,7 @@ class Disk {
   Disk& operator=(Disk&& other) noexcept;
   ~Disk();
 
+  const std::filesystem::path& path() const noexcept { return path_; }
   std::uint64_t size() const noexcept { return size_; }
   Result<void> read(std::uint64_t offset, std::span<std::byte> out) const;
   Result<void> write(std::uint64_t offset, std::span<const std::byte> bytes);

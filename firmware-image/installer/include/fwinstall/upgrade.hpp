@@ -21,7 +21,11 @@ using fwimage::Result;
 
 // Where the tool finds things; the defaults are the appliance's.
 struct Paths {
-  std::filesystem::path disk = "/dev/vda";
+  // The appliance disk; empty: the one disk with partitions named boot, slotA and slotB, found
+  // through `sys` and named under `dev` (disk.hpp, find_appliance_disk).
+  std::filesystem::path disk;
+  std::filesystem::path sys = "/sys";
+  std::filesystem::path dev = "/dev";
   std::filesystem::path public_key = "/etc/dstm/firmware.pub";
   std::filesystem::path firmware_json = "/etc/dstm/firmware.json";  // what runs now
   std::filesystem::path cmdline = "/proc/cmdline";                  // dstm.slot=A|B
@@ -30,7 +34,8 @@ struct Paths {
 };
 
 // grubenv variables besides the boot state (slots.hpp):
-//   A_VERSION, B_VERSION  the version installed in the slot ("" while it is being written)
+//   A_VERSION, B_VERSION  the version installed in the slot ("" while it is being written;
+//                         fwimage::version_variable, slots.hpp)
 //   RESET_SETTINGS        "A" or "B": that slot, booted, starts from the default settings
 //                         (set by install --reset-settings; cleared by mark-good)
 //   TRIAL                 "A" or "B": that slot was installed and has not yet come up healthy
@@ -40,16 +45,16 @@ struct Paths {
 //                         so the operator can repair it instead of watching a reboot loop.
 inline constexpr std::string_view kResetSettings = "RESET_SETTINGS";
 inline constexpr std::string_view kTrial = "TRIAL";
-std::string version_variable(fwimage::Slot slot);
+using fwimage::version_variable;
 
 // Called after each chunk written to the slot: bytes written, bytes to write.
 using Progress = std::function<void(std::uint64_t written, std::uint64_t total)>;
 
 fwimage::Result<fwimage::Slot> running_slot(const Paths& paths);
 
-// {"running","next","order":[..],"slots":{"A":{"ok","tried","version"},..},"reset_settings",
-//  "trial","firmware":{"board","version","compat_version"}}; reset_settings and trial are true
-// when RESET_SETTINGS or TRIAL names the running slot.
+// {"disk","running","next","order":[..],"slots":{"A":{"ok","tried","version"},..},
+//  "reset_settings","trial","firmware":{"board","version","compat_version"}}; reset_settings
+// and trial are true when RESET_SETTINGS or TRIAL names the running slot.
 fwimage::Result<boost::json::object> status(const Paths& paths);
 // {"version","board","compat_version","created","size","sha256","keep_settings","target"}
 fwimage::Result<boost::json::object> verify(const Paths& paths, const std::filesystem::path& bundle,
