@@ -270,8 +270,11 @@ reboot_from_dashboard
 vm_boot
 expect_boot B "$newer"
 vm_wait_console "dstm-init: slot B marked good" 30
+# Started with the box, while its static address is still in duplicate address detection.
+if grep -q "supervise: tep: exited" "$VM_TMP/console.log"; then
+  vm_fail "the TEP did not start cleanly with the box"
+fi
 login
-api GET '/api/logs?daemon=tep-1&limit=30' | head -c 3000; echo
 [[ $(lease_of_client) == "$lease" ]] || vm_fail "the lease $lease is gone after the upgrade"
 wait_tep_up
 reach_ipv4_host

@@ -13,10 +13,14 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <fmt/core.h>
 
 #include "core/ipv4.hpp"
 #include "core/ipv6.hpp"
@@ -225,6 +229,48 @@ TEST_CASE("tep_io: a port receives only packets addressed to its bound address",
   REQUIRE(t.a.send(to3));
   CHECK(receive_packets(b3, t.batch, 1).packets == std::vector<Packet>{to3});
   CHECK(t.b.receive(t.batch).value() == 0);
+}
+
+// What /proc/thread-self/net/if_inet6 says of `address` in the calling thread's namespace: its
+// hex flags, or nothing.
+std::optional<unsigned> address_flags(const char* address) {
+  std::string want;
+  const auto parsed = v6(address);
+  for (const auto b : parsed.bytes()) want += fmt::format("{:02x}", static_cast<unsigned>(b));
+  std::ifstream in{"/proc/thread-self/net/if_inet6"};
+  std::string hex, index, prefix, scope, flags, name;
+  while (in >> hex >> index >> prefix >> scope >> flags >> name)
+    if (hex == want) return static_cast<unsigned>(std::stoul(flags, nullptr, 16));
+  return std::nullopt;
+}
+
+TEST_CASE("tep_io: a port opens on an address still in duplicate address detection",
+          "[tep_io]") {
+  // A box's static address was just added when its TEP starts: bind() refuses it for a second or
+  // two while it is tentative, and the TEP must not fail for that.
+  VethLab t;
+  constexpr const char* kFresh = "2001:db8:1::4";
+  constexpr unsigned kTentative = 0x40;
+  // The lab turns duplicate address detection off; a box has it on.
+  const auto ns = t.lab.netns_name("b");
+  const auto added = std::system(
+      fmt::format("ip netns exec {0} sysctl -qw net.ipv6.conf.eth0.accept_dad=1 && "
+                  "ip -n {0} addr add {1}/64 dev eth0",
+                  ns, kFresh)
+          .c_str());
+  REQUIRE(added == 0);
+  auto fresh = t.lab.enter("b", [&] {
+    const auto flags = address_flags(kFresh);
+    REQUIRE(flags);
+    // The duplicate address detection takes at least a second: still running here.
+    REQUIRE((*flags & kTentative) != 0);
+    return TunnelPort::open({.local = v6(kFresh)});
+  });
+  REQUIRE(fresh);
+  t.lab.await_local_address("b", v6(kFresh), 10s);
+  const auto packet = test::PacketBuilder{}.ipv6(kA, kFresh, 4).raw(inner("fresh")).bytes();
+  REQUIRE(t.a.send(packet));
+  CHECK(receive_packets(*fresh, t.batch, 1).packets == std::vector<Packet>{packet});
 }
 
 TEST_CASE("tep_io: the kernel consumes extension headers and reassembles fragments", "[tep_io]") {

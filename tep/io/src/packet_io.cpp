@@ -12,8 +12,10 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <optional>
+#include <string>
 
 #include "core/ipv6.hpp"
 
@@ -54,6 +56,41 @@ in6_addr to_in6(const core::Ipv6Address& a) noexcept {
   in6_addr out{};
   std::memcpy(out.s6_addr, a.bytes().data(), sizeof(out.s6_addr));
   return out;
+}
+
+// Whether `address` is on an interface of the calling thread's namespace but still tentative:
+// duplicate address detection holds a newly added address back for a second or two, during
+// which bind() refuses it. /proc/thread-self/net/if_inet6 lists it with IFA_F_TENTATIVE (0x40)
+// in its hex flags column ("/proc/net" would be the main thread's namespace).
+bool is_tentative(const core::Ipv6Address& address) {
+  constexpr unsigned kTentative = 0x40;
+  std::string want;
+  for (const auto b : address.bytes()) {
+    constexpr const char* kHex = "0123456789abcdef";
+    want += kHex[static_cast<unsigned>(b) >> 4];
+    want += kHex[static_cast<unsigned>(b) & 0xf];
+  }
+  std::ifstream in{"/proc/thread-self/net/if_inet6"};
+  std::string hex, index, prefix, scope, flags, name;
+  while (in >> hex >> index >> prefix >> scope >> flags >> name)
+    if (hex == want) return (std::stoul(flags, nullptr, 16) & kTentative) != 0;
+  return false;
+}
+
+// Binds `fd` to `address`; an address of this host that is still tentative is bound all the
+// same (IPV6_FREEBIND), so that a TEP started with the box (whose static address was just added)
+// does not fail: its packets arrive once the address is usable. An address this host does not
+// have stays EADDRNOTAVAIL.
+int bind_local(int fd, const core::Ipv6Address& address) {
+  sockaddr_in6 bound{};
+  bound.sin6_family = AF_INET6;
+  bound.sin6_addr = to_in6(address);
+  const auto* sa = reinterpret_cast<const sockaddr*>(&bound);
+  if (::bind(fd, sa, sizeof(bound)) == 0) return 0;
+  if (errno != EADDRNOTAVAIL || !is_tentative(address)) return errno;
+  const int on = 1;
+  if (::setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &on, sizeof(on)) != 0) return errno;
+  return ::bind(fd, sa, sizeof(bound)) == 0 ? 0 : errno;
 }
 
 // The IPv6 header fields the kernel reports beside a raw socket's payload.
@@ -228,11 +265,7 @@ platform::Result<TunnelPort> TunnelPort::open(const TunnelOptions& options) {
       !set_int(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1) ||
       !set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, options.receive_buffer))
     return errno_code(errno);
-  sockaddr_in6 bound{};
-  bound.sin6_family = AF_INET6;
-  bound.sin6_addr = to_in6(local);
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&bound), sizeof(bound)) != 0)
-    return errno_code(errno);
+  if (const int e = bind_local(fd, local); e != 0) return errno_code(e);
 
   // Sending: IPPROTO_RAW implies IPV6_HDRINCL on Linux (inet6_create sets it); it is set again
   // here so that the socket does not depend on that detail. The kernel then sends the bytes as
@@ -247,8 +280,7 @@ platform::Result<TunnelPort> TunnelPort::open(const TunnelOptions& options) {
   // Bound to the end point, the kernel takes it as the flow's source for the route lookup
   // instead of running source address selection for every packet sent (it showed in profiles).
   // The packets still go out with the source their header names.
-  if (::bind(tx.get(), reinterpret_cast<const sockaddr*>(&bound), sizeof(bound)) != 0)
-    return errno_code(errno);
+  if (const int e = bind_local(tx.get(), local); e != 0) return errno_code(e);
 
   return TunnelPort{std::move(rx), std::move(tx), local};
 }

@@ -108,7 +108,8 @@ class TunPort {
 struct TunnelOptions {
   // The local tunnel end point: the receiving socket is bound to it, so only IPv4-in-IPv6
   // packets addressed to it are received. It must be an address of this host (namespace), not
-  // unspecified, multicast or link-local (EINVAL; EADDRNOTAVAIL from bind when not local).
+  // unspecified, multicast or link-local (EINVAL; EADDRNOTAVAIL from bind when not local). One
+  // still tentative (duplicate address detection) is taken: packets arrive once it is usable.
   core::Ipv6Address local{};
   // Socket buffer sizes asked for, > 0 (EINVAL otherwise). Set with SO_RCVBUFFORCE /
   // SO_SNDBUFFORCE when the process has CAP_NET_ADMIN, which may exceed net.core.rmem_max /
