@@ -10,7 +10,9 @@
 #     test 4: an upgrade is started with the disk's writes throttled and the VM is killed while
 #       it writes slot B;
 #  2. the old slot A boots, with the settings and the lease;
-#     test 3: a newer bundle is uploaded, installed and the dashboard reboots the box;
+#     test 3: in a real browser (tests/browser/firmware_upgrade.mjs, Chromium) on the firmware
+#       page: a tampered bundle is refused, the newer one is uploaded, its version shown,
+#       flashed, and the page reboots the box;
 #  3. slot B boots the newer version, with the settings and the lease; the client's traffic flows
 #     again through the new TEP; then a bundle whose dstm-server cannot start is installed;
 #  4. that slot (A) fails its health check on its trial boot and reboots by itself;
@@ -18,13 +20,19 @@
 # The newer and the broken bundles are the built slot with its initramfs changed (version;
 # dstm-server replaced by a program that exits 1), signed with the build's key. Needs root.
 #
-#   lifecycle_test.sh IMAGE_DIR VERSION KEY FW_SIGN DSTM_CLIENT
+#   lifecycle_test.sh IMAGE_DIR VERSION KEY FW_SIGN DSTM_CLIENT NODE ARTIFACTS
+#
+# ARTIFACTS receives the browser's screenshots of the firmware page.
 set -euo pipefail
 # shellcheck source=tests/firmware/vm_lib.sh
 source "$(dirname "$0")/vm_lib.sh"
 
-(($# == 5)) || { echo "usage: lifecycle_test.sh IMAGE_DIR VERSION KEY FW_SIGN DSTM_CLIENT"; exit 2; }
-image_dir=$1 version=$2 key=$3 fw_sign=$4 dstm_client=$5
+(($# == 7)) || {
+  echo "usage: lifecycle_test.sh IMAGE_DIR VERSION KEY FW_SIGN DSTM_CLIENT NODE ARTIFACTS"
+  exit 2
+}
+image_dir=$1 version=$2 key=$3 fw_sign=$4 dstm_client=$5 node=$6 artifacts=$7
+browser_test=$(cd "$(dirname "$0")/../browser" && pwd)/firmware_upgrade.mjs
 vm_setup lifecycle_test "$image_dir/dstm-x86-64.img"
 say() { echo "lifecycle_test: $*"; }
 
@@ -260,11 +268,11 @@ login
 [[ $(lease_of_client) == "$lease" ]] || vm_fail "the lease $lease is gone after the power cut"
 say "test 4: after the power cut slot A ($version) boots with the settings and the lease"
 
-answer=$(upload "$work/newer.dstmfw")
-[[ $answer == 200* ]] || vm_fail "the newer bundle was refused: $answer"
-[[ $(jq -r .verified.version <<<"${answer#* }") == "$newer" ]] || vm_fail "verify: $answer"
-install_and_wait
-reboot_from_dashboard
+in_ns "$node" "$browser_test" --url "https://$VM4/" --password "$password" \
+  --bundle "$work/newer.dstmfw" --version "$newer" --refused "$work/tampered.dstmfw" \
+  --artifacts "$artifacts" || vm_fail "the firmware page did not upgrade the box"
+vm_wait_exit 90  # the init's orderly reboot; QEMU runs with -no-reboot and ends
+say "test 3: the firmware page (Chromium) refused the tampered bundle, verified, flashed $newer and rebooted"
 
 # === Boot 3: the newer version in slot B, with the settings and the lease ==========================
 vm_boot
