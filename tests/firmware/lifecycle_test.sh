@@ -16,7 +16,10 @@
 #  3. slot B boots the newer version, with the settings and the lease; the client's traffic flows
 #     again through the new TEP; then a bundle whose dstm-server cannot start is installed;
 #  4. that slot (A) fails its health check on its trial boot and reboots by itself;
-#  5. the boot loader falls back to slot B, which comes up healthy with the newer version.
+#  5. the boot loader falls back to slot B, which comes up healthy with the newer version;
+#     test 3, settings not kept: the newer bundle is installed into A without the settings;
+#  6. slot A starts from the default settings: a new admin password on the console, the TEP's
+#     section and the lease gone.
 # The newer and the broken bundles are the built slot with its initramfs changed (version;
 # dstm-server replaced by a program that exits 1), signed with the build's key. Needs root.
 #
@@ -314,5 +317,31 @@ status=$(api GET /api/firmware | jq -c .status)
   "B true false" ]] || vm_fail "fw-upgrade status after the fallback: $status"
 [[ $(lease_of_client) == "$lease" ]] || vm_fail "the lease $lease is gone after the fallback"
 say "test 3: the broken $broken failed its trial boot; the box fell back to $newer in slot B"
+
+# --- Test 3: an upgrade without the settings --------------------------------------------------------
+kill "$client_pid"
+wait "$client_pid" 2>/dev/null || true
+client_pid=
+answer=$(api_status POST '/api/firmware/upload?keep_settings=false' \
+  -H 'Content-Type: application/octet-stream' --data-binary "@$work/newer.dstmfw")
+[[ $answer == 200* ]] || vm_fail "the newer bundle was refused: $answer"
+[[ $(jq -r .verified.keep_settings <<<"${answer#* }") == false ]] || vm_fail "verify: $answer"
+install_and_wait
+reboot_from_dashboard
+
+# === Boot 6: slot A from the default settings ======================================================
+vm_boot
+expect_boot A "$newer"
+grep -q "dstm-init: this firmware was installed without the settings" "$VM_TMP/console.log" ||
+  vm_fail "the init did not reset the settings"
+old_password=$password
+password=$(grep -o "dstm-init: dashboard: https://$VM4/ user admin password [^ ]*" \
+  "$VM_TMP/console.log" | awk '{ print $NF }' | tr -d '\r')
+[[ -n $password && $password != "$old_password" ]] || vm_fail "no new admin password on the console"
+vm_wait_console "dstm-init: slot A marked good" 30
+login
+[[ $(api GET /api/config | jq -r '.document.tep') == null ]] || vm_fail "the TEP's settings were kept"
+[[ -z $(lease_of_client) ]] || vm_fail "the lease was kept"
+say "test 3: installed without the settings, slot A starts from the defaults (new password, no TEP, no lease)"
 vm_stop
 say "PASS ($VM_BOOTS boots)"
