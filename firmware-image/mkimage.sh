@@ -90,6 +90,9 @@ for t in grub-mkimage sfdisk mkfs.fat mmd mcopy mke2fs debugfs depmod modprobe c
 done
 grub_dir=/usr/lib/grub/i386-pc
 [[ -f $grub_dir/boot.img ]] || die "needs GRUB's i386-pc files ($grub_dir; package grub-pc-bin)"
+grub_efi_dir=/usr/lib/grub/x86_64-efi
+[[ -f $grub_efi_dir/linux.mod ]] ||
+  die "needs GRUB's x86_64-efi files ($grub_efi_dir; package grub-efi-amd64-bin)"
 
 # One build-tree binary by name, found wherever CMake put it.
 binary() {
@@ -247,6 +250,18 @@ cp "$here/grub.cfg" "$work/grub.cfg"
 touch -d "@$SOURCE_DATE_EPOCH" "$work/grub.cfg"
 mmd -i "$work/boot.img" ::/grub
 mcopy -m -i "$work/boot.img" "$work/grub.cfg" "$work/grubenv" ::/grub/
+
+# --- UEFI: GRUB's EFI image at the removable-media path of the boot partition ------------------
+# The boot partition has the EFI system partition's type, so UEFI firmware finds
+# \EFI\BOOT\BOOTX64.EFI without a boot entry. Its prefix has no device: the partition it was
+# loaded from, the same grub.cfg and grubenv as the BIOS path. efi_gop hands the screen's
+# framebuffer to the kernel. (grub-mkimage's output has no time stamp: it reproduces.)
+grub-mkimage -O x86_64-efi -d "$grub_efi_dir" -o "$work/BOOTX64.EFI" -p /grub \
+  part_gpt fat ext2 normal configfile loadenv test linux echo search search_label serial \
+  terminal regexp efi_gop
+touch -d "@$SOURCE_DATE_EPOCH" "$work/BOOTX64.EFI"
+mmd -i "$work/boot.img" ::/EFI ::/EFI/BOOT
+mcopy -m -i "$work/boot.img" "$work/BOOTX64.EFI" ::/EFI/BOOT/
 
 # --- GRUB's core image, read by boot.img from the bios partition ------------------------------
 # The prefix's empty device is the disk GRUB was loaded from; gpt2 is the boot partition.

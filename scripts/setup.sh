@@ -22,11 +22,12 @@ packages=(
   # the dashboard: Chart.js (embedded in dstm-web at build time), its browser test (Chromium
   # driven by playwright-core from npm, which needs Node.js >= 20: below) and its load check (wrk)
   libjs-chart.js chromium wrk
-  # the firmware image (docs/firmware.md): GRUB's BIOS files, the FAT and ext4 tools, GPT, the
-  # kernel module index, the initramfs archive and compression; QEMU boots it in the image test;
+  # the firmware image (docs/firmware.md): GRUB's BIOS and UEFI files, the FAT and ext4 tools,
+  # GPT, the kernel module index, the initramfs archive and compression; QEMU boots it in the
+  # image test, with SeaBIOS and with OVMF (UEFI);
   # fw-upgrade's tests make disk image files with the same tools; the kernel backend's check
   # boots Debian's kernel in a QEMU guest (tests/kernel)
-  grub-pc-bin mtools dosfstools e2fsprogs fdisk kmod cpio zstd qemu-system-x86
+  grub-pc-bin grub-efi-amd64-bin mtools dosfstools e2fsprogs fdisk kmod cpio zstd qemu-system-x86 ovmf
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -4,8 +4,9 @@
 # checks, from that namespace, that the appliance serves what an operator needs after flashing:
 # the console shows the dashboard URL and the first admin password, the dashboard answers over
 # HTTPS with its login page on IPv4 and IPv6, and the TSP port answers a VERSION line with the
-# server's CAPABILITY line. Then boots the same disk a second time: the data partition formatted
-# by the first boot is kept (no "first boot" again). Needs root.
+# server's CAPABILITY line. Then boots the same disk a second time, from UEFI firmware (OVMF)
+# instead of the BIOS: GRUB's EFI image on the boot partition boots the same slot, and the data
+# partition formatted by the first boot is kept (no "first boot" again). Needs root.
 #
 #   boot_test.sh IMAGE_DIR
 #
@@ -52,8 +53,10 @@ done
 grep -q "dstm-init: slot A" "$console" || vm_fail "the console does not name slot A"
 vm_stop
 
-# --- Second boot: the data partition and its settings are kept --------------------------------
-vm_boot
+# --- Second boot, from UEFI: the data partition and its settings are kept --------------------
+VM_UEFI=1 vm_boot
+grep -q "BdsDxe: starting" "$console" || vm_fail "the second boot did not come from UEFI firmware"
+grep -q "dstm-init: slot A" "$console" || vm_fail "UEFI did not boot slot A"
 if grep -q "first boot" "$console"; then
   vm_fail "the second boot formatted or seeded the data partition again"
 fi

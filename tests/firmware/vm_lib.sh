@@ -6,6 +6,7 @@
 #
 #   vm_setup NAME IMAGE   copies IMAGE, makes the namespace with tap0 (HOST4/24, HOST6/64)
 #   vm_boot               boots; returns at the console's dashboard line for VM4
+#                         (VM_UEFI=1: from UEFI firmware, OVMF, instead of the BIOS)
 #   vm_boot_to_exit S     boots; returns when the VM ends by itself within S seconds (a reboot)
 #   vm_wait_console P S   waits for a console line matching P (grep -E) of this boot
 #   vm_wait_exit S        waits for a running VM to end by itself (QEMU runs with -no-reboot)
@@ -85,8 +86,10 @@ vm_start() {
   : >"$VM_TMP/console.log"
   rm -f "$VM_TMP/qemu.pid"
   VM_START_NS=$(date +%s%N)
+  local firmware=()
+  [[ -z ${VM_UEFI:-} ]] || firmware=(-bios /usr/share/ovmf/OVMF.fd)
   in_ns timeout $((VM_BOOT_TIMEOUT + 600)) qemu-system-x86_64 -accel tcg -cpu max -m 512 \
-    -smp 1 -nodefaults -display none -monitor none -no-reboot \
+    -smp 1 -nodefaults -display none -monitor none -no-reboot "${firmware[@]}" \
     -serial "file:$VM_TMP/console.log" -pidfile "$VM_TMP/qemu.pid" \
     -qmp tcp:127.0.0.1:4444,server=on,wait=off \
     -drive "file=$VM_TMP/disk.img,format=raw,if=virtio,id=disk0" \
