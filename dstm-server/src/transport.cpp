@@ -34,6 +34,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/system/errc.hpp>
 
+#include "platform/bind.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
 #include "tsp/udp.hpp"
@@ -823,7 +824,7 @@ Result<std::unique_ptr<TcpListener>> Engine::bind_tcp(const ListenAddress& a,
   l->acceptor.open(ep.protocol(), ec);
   if (!ec) l->acceptor.set_option(asio::socket_base::reuse_address{true}, ec);
   if (!ec && a.address.is_v6()) l->acceptor.set_option(asio::ip::v6_only{true}, ec);
-  if (!ec) l->acceptor.bind(ep, ec);
+  if (!ec) platform::bind_local(l->acceptor, ep, ec);
   if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   std::uint16_t bound_port = port;
   if (!ec) bound_port = l->acceptor.local_endpoint(ec).port();
@@ -861,7 +862,7 @@ Result<std::unique_ptr<UdpListener>> Engine::bind_udp(const ListenAddress& a,
     if (::setsockopt(l->socket.native_handle(), level, name, &on, sizeof on) != 0)
       ec = ErrorCode{errno, boost::system::system_category()};
   }
-  if (!ec) l->socket.bind(ep, ec);
+  if (!ec) platform::bind_local(l->socket, ep, ec);
   if (!ec) l->socket.non_blocking(true, ec);
   // Every UDP client shares this one socket: with the default buffers (about 200 KiB) a burst
   // of a few hundred clients overflows them and each lost datagram costs its client a

@@ -35,6 +35,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "core/address.hpp"
+#include "platform/bind.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
 #include "web/tls.hpp"
@@ -293,7 +294,7 @@ boost::system::result<void, std::string> Server::Impl::start() {
       // "::" must not take the IPv4 port as well: "0.0.0.0" may be listed beside it.
       if (address.is_v6()) a.set_option(asio::ip::v6_only{true}, ec);
       if (!ec) a.set_option(tcp::acceptor::reuse_address{true}, ec);
-      if (!ec) a.bind(ep, ec);
+      if (!ec) platform::bind_local(a, ep, ec);
       if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
       if (ec) return failed();
       const auto local = a.local_endpoint(ec);

@@ -12,12 +12,11 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <optional>
-#include <string>
 
 #include "core/ipv6.hpp"
+#include "platform/bind.hpp"
 
 namespace tep::io {
 
@@ -58,38 +57,18 @@ in6_addr to_in6(const core::Ipv6Address& a) noexcept {
   return out;
 }
 
-// Whether `address` is on an interface of the calling thread's namespace but still tentative:
-// duplicate address detection holds a newly added address back for a second or two, during
-// which bind() refuses it. /proc/thread-self/net/if_inet6 lists it with IFA_F_TENTATIVE (0x40)
-// in its hex flags column ("/proc/net" would be the main thread's namespace).
-bool is_tentative(const core::Ipv6Address& address) {
-  constexpr unsigned kTentative = 0x40;
-  std::string want;
-  for (const auto b : address.bytes()) {
-    constexpr const char* kHex = "0123456789abcdef";
-    want += kHex[static_cast<unsigned>(b) >> 4];
-    want += kHex[static_cast<unsigned>(b) & 0xf];
-  }
-  std::ifstream in{"/proc/thread-self/net/if_inet6"};
-  std::string hex, index, prefix, scope, flags, name;
-  while (in >> hex >> index >> prefix >> scope >> flags >> name)
-    if (hex == want) return (std::stoul(flags, nullptr, 16) & kTentative) != 0;
-  return false;
-}
-
-// Binds `fd` to `address`; an address of this host that is still tentative is bound all the
-// same (IPV6_FREEBIND), so that a TEP started with the box (whose static address was just added)
-// does not fail: its packets arrive once the address is usable. An address this host does not
-// have stays EADDRNOTAVAIL.
+// Binds `fd` to `address`, also while the address is still tentative (platform/bind.hpp), so
+// that a TEP started with the box (whose static address was just added) does not fail.
 int bind_local(int fd, const core::Ipv6Address& address) {
   sockaddr_in6 bound{};
   bound.sin6_family = AF_INET6;
   bound.sin6_addr = to_in6(address);
   const auto* sa = reinterpret_cast<const sockaddr*>(&bound);
   if (::bind(fd, sa, sizeof(bound)) == 0) return 0;
-  if (errno != EADDRNOTAVAIL || !is_tentative(address)) return errno;
-  const int on = 1;
-  if (::setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &on, sizeof(on)) != 0) return errno;
+  const int error = errno;
+  platform::Ipv6Bytes bytes{};
+  std::memcpy(bytes.data(), address.bytes().data(), bytes.size());
+  if (error != EADDRNOTAVAIL || !platform::allow_tentative_bind(fd, bytes)) return error;
   return ::bind(fd, sa, sizeof(bound)) == 0 ? 0 : errno;
 }
 

@@ -20,6 +20,7 @@
 #include <boost/asio/write.hpp>
 
 #include "asio_endpoint.hpp"
+#include "platform/bind.hpp"
 #include "platform/log.hpp"
 #include "satp/sync.hpp"
 
@@ -361,7 +362,7 @@ boost::system::result<std::unique_ptr<AnytunSync>, std::string> AnytunSync::star
   impl->acceptor.open(where.protocol(), ec);
   if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address{true}, ec);
   if (!ec && where.address().is_v6()) impl->acceptor.set_option(asio::ip::v6_only{true}, ec);
-  if (!ec) impl->acceptor.bind(where, ec);
+  if (!ec) platform::bind_local(impl->acceptor, where, ec);
   if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return fmt::format("anytun_sync TCP {}: {}", config.listen.to_string(), ec.message());
   impl->local = from_asio(impl->acceptor.local_endpoint(ec));

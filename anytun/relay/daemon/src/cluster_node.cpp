@@ -25,6 +25,7 @@
 #include <boost/json/array.hpp>
 
 #include "asio_endpoint.hpp"
+#include "platform/bind.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
 #include "platform/random.hpp"
@@ -154,7 +155,7 @@ struct ClusterNode::Impl : std::enable_shared_from_this<ClusterNode::Impl> {
     acceptor.open(ep.protocol(), ec);
     if (!ec && ep.address().is_v6()) acceptor.set_option(asio::ip::v6_only{true}, ec);
     if (!ec) acceptor.set_option(tcp::acceptor::reuse_address{true}, ec);
-    if (!ec) acceptor.bind(ep, ec);
+    if (!ec) platform::bind_local(acceptor, ep, ec);
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return fmt::format("cluster listen {}: {}", config.listen.to_string(), ec.message());
     bound = from_asio(acceptor.local_endpoint(ec));

@@ -17,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "asio_endpoint.hpp"
+#include "platform/bind.hpp"
 #include "platform/counters.hpp"
 #include "platform/log.hpp"
 #include "relay/stream_framer.hpp"
@@ -252,7 +253,7 @@ boost::system::result<relay::Endpoint> TcpTransport::listen(const relay::Endpoin
   // As the UDP sockets: "[::]" is IPv6 only, and the config's port checks assume it.
   if (!bind.is_v4()) acceptor.set_option(asio::ip::v6_only{true}, ec);
   if (!ec) acceptor.set_option(tcp::acceptor::reuse_address{true}, ec);
-  if (!ec) acceptor.bind(at, ec);
+  if (!ec) platform::bind_local(acceptor, at, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return ec;
   const auto local = acceptor.local_endpoint(ec);

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "platform/bind.hpp"
+
 namespace relay_daemon {
 
 relay::Endpoint to_endpoint(const sockaddr_storage& sa) noexcept {
@@ -73,8 +75,16 @@ platform::Result<UdpSocket> UdpSocket::open(const relay::Endpoint& bind, int buf
   const bool gro = ::setsockopt(fd.get(), SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
   sockaddr_storage sa{};
   const auto len = to_sockaddr(bind, v4, sa);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0)
-    return platform::errno_code(errno);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+    // A static address just added is tentative for a second or two (platform/bind.hpp).
+    const int error = errno;
+    platform::Ipv6Bytes bytes{};
+    std::memcpy(bytes.data(), bind.address.bytes().data(), bytes.size());
+    if (v4 || error != EADDRNOTAVAIL || !platform::allow_tentative_bind(fd.get(), bytes))
+      return platform::errno_code(error);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0)
+      return platform::errno_code(errno);
+  }
   socklen_t got = sizeof sa;
   if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &got) != 0)
     return platform::errno_code(errno);
