@@ -87,7 +87,7 @@ cp "$work/newer.dstmfw" "$work/tampered.dstmfw"
 size=$(stat -c %s "$work/tampered.dstmfw")
 # One byte in the middle (inside the slot's part) turned into its complement.
 byte=$(od -An -tu1 -j $((size / 2)) -N1 "$work/tampered.dstmfw" | tr -d ' ')
-printf "$(printf '\\%03o' $((255 - byte)))" |
+printf '%b' "$(printf '\\%03o' $((255 - byte)))" |
   dd of="$work/tampered.dstmfw" bs=1 seek=$((size / 2)) conv=notrunc status=none
 cmp -s "$work/newer.dstmfw" "$work/tampered.dstmfw" && vm_fail "the byte was not flipped"
 say "bundles: $newer, $broken (dstm-server exits 1), $newer signed by another key, $newer tampered"
@@ -98,6 +98,7 @@ readonly POOL=198.51.100.0/24 TEP_PASSWORD=tep-secret-1
 client_ns=$VM_NS-c
 host_ns=$VM_NS-h
 client_pid=
+# shellcheck disable=SC2016 # expanded when the hook runs, at exit
 vm_on_exit '[[ -z $client_pid ]] || kill "$client_pid" 2>/dev/null; ip netns del "$client_ns" 2>/dev/null; ip netns del "$host_ns" 2>/dev/null'
 ip netns add "$client_ns"
 ip netns add "$host_ns"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The firmware image tests' VM (sourced by boot_test.sh and lifecycle_test.sh): a copy of the
 # built disk image booted in QEMU (TCG, 512 MiB, virtio disk, virtio-net on a tap device inside a
 # network namespace made here), with static addresses from the boot partition's /grub/local.cfg
@@ -109,7 +110,7 @@ vm_keep_console() {
 vm_boot() {
   vm_keep_console
   vm_start
-  local deadline=$((SECONDS + VM_BOOT_TIMEOUT)) grub_ms= init_ms=
+  local deadline=$((SECONDS + VM_BOOT_TIMEOUT)) grub_ms='' init_ms=''
   until grep -q "dstm-init: dashboard: https://$VM4/" "$VM_TMP/console.log"; do
     kill -0 "$VM_PID" 2>/dev/null || vm_fail "the VM stopped before the dashboard line"
     ((SECONDS < deadline)) || vm_fail "no dashboard line within $VM_BOOT_TIMEOUT s"
