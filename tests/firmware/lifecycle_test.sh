@@ -232,7 +232,11 @@ lease=$(lease_of_client)
 ip -n "$client_ns" -4 addr show | grep -q "inet $lease/" ||
   vm_fail "the client does not have its lease $lease"
 reach_ipv4_host
-say "test 2: the client $CLIENT6 got $lease from the VM and reaches $IPV4_HOST through its TEP"
+# Carried by the TEP's per-client ip6tnl device: its counters are the binding's.
+talker=$(api GET /api/teps | jq -c --arg lease "$lease" '.[0].top_talkers[] | select(.ipv4 == $lease)')
+[[ $(jq -r '.packets_from_client > 0 and .packets_to_client > 0' <<<"$talker") == true ]] ||
+  vm_fail "the TEP did not count the client's packets both ways: $talker"
+say "test 2: the client $CLIENT6 got $lease from the VM and reaches $IPV4_HOST through its TEP ($talker)"
 
 # --- Test 3: refused bundles write nothing --------------------------------------------------------
 before=$(boot_and_slot_b)
