@@ -5,8 +5,8 @@
 //
 // SERVICES has one line per daemon: "NAME SECTION COMMAND [ARG...]", '#' starts a comment.
 // SECTION is the JSON pointer of the part of the config document CONFIG that the daemon reads
-// ("/dstm_server"); with a leading '?' the daemon runs only while that part exists ("?/tep/0");
-// "-" for none.
+// ("/dstm_server"), with optional leading marks: '?' the daemon runs only while that part exists
+// ("?/tep/0"); '~' the daemon reloads itself on SIGHUP ("~/dstm_server"). "-" for none.
 //
 // - Respawn with limits: a daemon that ends is started again after a backoff that doubles from
 //   1 s to 30 s while it keeps failing quickly (within 10 s of its start); after 5 such failures
@@ -14,9 +14,11 @@
 //   fixing the config gives it a new chance). A run of 10 s or more resets the count.
 // - Restart on config change: the document is looked at every second; a daemon whose section
 //   changed (compared by a hash of its serialization) is stopped (SIGTERM, SIGKILL after 10 s)
-//   and started again. A document that does not parse changes nothing: the daemons' own reload
-//   reports its errors. The daemons also reload themselves when the dashboard applies a
-//   document; the restart covers what a reload cannot change (listen addresses, ports).
+//   and started again. A daemon marked '~' that has been running for 2 s is sent SIGHUP instead:
+//   its reload restarts it inside its process with the new section, and does nothing when the
+//   dashboard's apply already reloaded it (the section equal to what runs), so an apply does not
+//   cost the daemon a second restart (a TEP its bindings). A document that does not parse
+//   changes nothing: the daemons' own reload reports its errors.
 // - Each daemon's output goes to DIR/NAME.log (default /var/log, a tmpfs), moved to NAME.log.1
 //   when it passes 1 MiB, so a chatty daemon cannot fill the RAM.
 // - The status FILE (default /run/dstm-supervise.status) is rewritten on every change: one line per
@@ -58,6 +60,8 @@ constexpr auto kMaxBackoff = 30s;
 constexpr auto kStopTimeout = 10s;
 constexpr auto kTick = 200ms;
 constexpr auto kConfigPoll = 1s;
+// A daemon younger than this may not have its SIGHUP handler yet (SIGHUP's default ends it).
+constexpr auto kHupAfter = 2s;
 constexpr off_t kMaxLog = 1 << 20;
 
 volatile sig_atomic_t g_stop = 0;
@@ -86,6 +90,7 @@ struct Service {
   std::string name;
   std::string section;  // JSON pointer, empty for none
   bool optional = false;
+  bool reloads_on_hup = false;
   std::vector<std::string> argv;
 
   State state = State::Backoff;
@@ -116,10 +121,9 @@ std::vector<Service> read_services(const std::string& path) {
     if (!(words >> s.name)) continue;
     if (!(words >> section)) throw std::runtime_error(path + ": " + s.name + " has no section");
     if (section != "-") {
-      if (section[0] == '?') {
-        s.optional = true;
-        section.erase(0, 1);
-      }
+      for (; !section.empty() && (section[0] == '?' || section[0] == '~'); section.erase(0, 1))
+        (section[0] == '?' ? s.optional : s.reloads_on_hup) = true;
+      if (section.empty()) throw std::runtime_error(path + ": " + s.name + " has no section");
       s.section = section;
     }
     for (std::string w; words >> w;) s.argv.push_back(w);
@@ -364,6 +368,10 @@ int main(int argc, char** argv) {
             if (s.optional && !h) {
               say(s.name + ": its section " + s.section + " is gone; stopping it");
               stop(s, false);
+            } else if (s.reloads_on_hup && s.state == State::Running && s.pid &&
+                       now - s.started >= kHupAfter) {
+              say(s.name + ": its section " + s.section + " changed; asking it to reload (SIGHUP)");
+              ::kill(s.pid, SIGHUP);
             } else {
               say(s.name + ": its section " + s.section + " changed; restarting it");
               stop(s, true);
