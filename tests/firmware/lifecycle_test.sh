@@ -220,6 +220,11 @@ answer=$(api_status POST /api/config/apply -H 'Content-Type: application/json' \
 [[ $answer == 200* ]] || vm_fail "the config was not applied: $answer"
 wait_tep_up
 say "test 2: the TEP runs in the VM with the kernel ip6tnl backend, chosen by backend \"auto\""
+# The apply reloaded dstm-server; the supervisor then only sends SIGHUP (a no-op reload), and
+# does not restart it a second time.
+vm_wait_console "dstm-server: its section /dstm_server changed; asking it to reload" 30
+[[ $(grep -c "supervise: dstm-server: started" "$VM_TMP/console.log") == 1 ]] ||
+  vm_fail "dstm-server was restarted by the config change"
 
 mkfifo "$VM_TMP/ready"
 ip netns exec "$client_ns" "$dstm_client" --server "$VM6" --backend user --ready-fd 3 \
