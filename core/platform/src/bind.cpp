@@ -1,8 +1,9 @@
 #include "platform/bind.hpp"
 
 #include <netinet/in.h>
-#include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -24,10 +25,18 @@ bool ipv6_tentative(const Ipv6Bytes& address) {
   return false;
 }
 
-bool allow_tentative_bind(int fd, const Ipv6Bytes& address) {
-  if (!ipv6_tentative(address)) return false;
+int bind_local(int fd, const sockaddr* address, socklen_t length) {
+  if (::bind(fd, address, length) == 0) return 0;
+  const int error = errno;  // before the file reads below
+  if (error != EADDRNOTAVAIL || address->sa_family != AF_INET6) return error;
+  Ipv6Bytes bytes{};
+  std::memcpy(bytes.data(), reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr.s6_addr,
+              bytes.size());
   const int on = 1;
-  return ::setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &on, sizeof on) == 0;
+  if (!ipv6_tentative(bytes) ||
+      ::setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &on, sizeof on) != 0)
+    return error;
+  return ::bind(fd, address, length) == 0 ? 0 : errno;
 }
 
 }  // namespace platform

@@ -63,13 +63,7 @@ int bind_local(int fd, const core::Ipv6Address& address) {
   sockaddr_in6 bound{};
   bound.sin6_family = AF_INET6;
   bound.sin6_addr = to_in6(address);
-  const auto* sa = reinterpret_cast<const sockaddr*>(&bound);
-  if (::bind(fd, sa, sizeof(bound)) == 0) return 0;
-  const int error = errno;
-  platform::Ipv6Bytes bytes{};
-  std::memcpy(bytes.data(), address.bytes().data(), bytes.size());
-  if (error != EADDRNOTAVAIL || !platform::allow_tentative_bind(fd, bytes)) return error;
-  return ::bind(fd, sa, sizeof(bound)) == 0 ? 0 : errno;
+  return platform::bind_local(fd, reinterpret_cast<const sockaddr*>(&bound), sizeof(bound));
 }
 
 // The IPv6 header fields the kernel reports beside a raw socket's payload.

@@ -75,16 +75,9 @@ platform::Result<UdpSocket> UdpSocket::open(const relay::Endpoint& bind, int buf
   const bool gro = ::setsockopt(fd.get(), SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
   sockaddr_storage sa{};
   const auto len = to_sockaddr(bind, v4, sa);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0) {
-    // A static address just added is tentative for a second or two (platform/bind.hpp).
-    const int error = errno;
-    platform::Ipv6Bytes bytes{};
-    std::memcpy(bytes.data(), bind.address.bytes().data(), bytes.size());
-    if (v4 || error != EADDRNOTAVAIL || !platform::allow_tentative_bind(fd.get(), bytes))
-      return platform::errno_code(error);
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0)
-      return platform::errno_code(errno);
-  }
+  // Also to a static address still in duplicate address detection (platform/bind.hpp).
+  if (const int e = platform::bind_local(fd.get(), reinterpret_cast<sockaddr*>(&sa), len); e != 0)
+    return platform::errno_code(e);
   socklen_t got = sizeof sa;
   if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &got) != 0)
     return platform::errno_code(errno);

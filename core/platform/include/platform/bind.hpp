@@ -6,6 +6,8 @@
 // once the address is usable. An address this host does not have is still refused.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <array>
 #include <cstdint>
 
@@ -19,19 +21,16 @@ using Ipv6Bytes = std::array<std::uint8_t, 16>;
 // (IFA_F_TENTATIVE in /proc/thread-self/net/if_inet6).
 bool ipv6_tentative(const Ipv6Bytes& address);
 
-// After a bind of `fd` to `address` failed with EADDRNOTAVAIL: when the address is tentative,
-// sets IPV6_FREEBIND on `fd` and returns true (bind again); otherwise false.
-bool allow_tentative_bind(int fd, const Ipv6Bytes& address);
+// bind(fd, address, length), retried once with IPV6_FREEBIND when it failed with EADDRNOTAVAIL
+// for an IPv6 address that is tentative. 0, or the errno of the bind that counts.
+int bind_local(int fd, const sockaddr* address, socklen_t length);
 
-// socket.bind(endpoint, ec) for an Asio socket or acceptor, retried once through
-// allow_tentative_bind when the IPv6 address is tentative.
+// The same for an Asio socket or acceptor.
 template <typename Socket, typename Endpoint>
 void bind_local(Socket& socket, const Endpoint& endpoint, boost::system::error_code& ec) {
-  socket.bind(endpoint, ec);
-  if (ec != boost::system::errc::address_not_available || !endpoint.address().is_v6()) return;
-  if (!allow_tentative_bind(socket.native_handle(), endpoint.address().to_v6().to_bytes())) return;
-  ec.clear();
-  socket.bind(endpoint, ec);
+  const int error = bind_local(socket.native_handle(), endpoint.data(),
+                               static_cast<socklen_t>(endpoint.size()));
+  ec = boost::system::error_code{error, boost::system::system_category()};
 }
 
 }  // namespace platform
